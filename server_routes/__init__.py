@@ -1,0 +1,49 @@
+"""The server side of the package: routes on PromptServer and patches of its messaging."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from .health import Feature, Health, health_routes
+from .progress_scope import install_progress_scope
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+_INSTALLED = "_parallel_runs_installed"
+
+
+def mount(table: web.RouteTableDef, target: web.RouteTableDef) -> None:
+    """Copy our route table onto ComfyUI's (which also mirrors it under /api)."""
+    for route in table:
+        if isinstance(route, web.RouteDef):
+            target.route(route.method, route.path, **route.kwargs)(route.handler)
+
+
+def _progress_text_feature(server: Any, settings: Settings) -> Feature:
+    if not settings.scoped_progress_text:
+        return Feature(enabled=False, detail="off (PARALLEL_RUNS_SCOPED_PROGRESS_TEXT)")
+    from comfy_api import feature_flags
+
+    mode = install_progress_scope(server, feature_flags.SERVER_FEATURE_FLAGS)
+    return Feature(enabled=True, detail=mode)
+
+
+def install(server: Any, version: str, env: Mapping[str, str] | None = None) -> Health:
+    """Install patches and routes on the running PromptServer, once."""
+    if getattr(server, _INSTALLED, None) is not None:
+        return getattr(server, _INSTALLED)
+    settings = Settings.from_env(env)
+    health = Health(
+        version=version,
+        features={"scoped_progress_text": _progress_text_feature(server, settings)},
+    )
+    mount(health_routes(health), server.routes)
+    setattr(server, _INSTALLED, health)
+    log.info(
+        "[parallel-runs] %s loaded: %s", version, {k: v.detail for k, v in health.features.items()}
+    )
+    return health

@@ -1,0 +1,126 @@
+"""Shared test harness: the plugin package loaded as ComfyUI loads it, real ComfyUI servers,
+and headless Chromium. Servers are session-scoped so the suite pays their start-up once."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from parallel_runs.comfy_process import ComfyProcess
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts"
+PLUGIN_NAME = "parallel_runs_node"
+# A folder name that is no Python identifier, as ComfyUI-Manager would create it.
+CUSTOM_NODE_FOLDER = "parallel-runs"
+CHROMIUM = os.environ.get("PARALLEL_RUNS_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def load_plugin_package() -> ModuleType:
+    """Import the repo root as a package the way ComfyUI does (by path, not by name)."""
+    if PLUGIN_NAME in sys.modules:
+        return sys.modules[PLUGIN_NAME]
+    spec = importlib.util.spec_from_file_location(
+        PLUGIN_NAME, REPO / "__init__.py", submodule_search_locations=[str(REPO)]
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PLUGIN_NAME] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+load_plugin_package()
+
+
+def find_comfyui() -> Path:
+    """Same order as scripts/setup: COMFYUI_PATH, an enclosing ComfyUI, the provisioned copy."""
+    candidates = [os.environ.get("COMFYUI_PATH")]
+    if REPO.parent.name == "custom_nodes":
+        candidates.append(str(REPO.parent.parent))
+    candidates.append(str(REPO / ".deps" / "ComfyUI"))
+    for candidate in filter(None, candidates):
+        if (Path(candidate) / "main.py").is_file():
+            return Path(candidate)
+    pytest.exit("no ComfyUI found: run scripts/setup first", returncode=2)
+
+
+def newest_frontend_root() -> Path:
+    root = REPO / ".deps" / "frontend-newest" / "comfyui_frontend_package" / "static"
+    if not (root / "index.html").is_file():
+        pytest.exit("newest frontend missing: run scripts/setup first", returncode=2)
+    return root
+
+
+def make_base_directory(base: Path) -> Path:
+    """A throw-away ComfyUI base directory with this package linked into custom_nodes/."""
+    (base / "custom_nodes").mkdir(parents=True, exist_ok=True)
+    (base / "custom_nodes" / CUSTOM_NODE_FOLDER).symlink_to(REPO, target_is_directory=True)
+    for sub in ("input", "output", "temp", "user"):
+        (base / sub).mkdir(exist_ok=True)
+    return base
+
+
+def start_comfy(base: Path, *extra_args: str) -> ComfyProcess:
+    server = ComfyProcess(
+        comfy_dir=find_comfyui(),
+        base_directory=make_base_directory(base),
+        python=sys.executable,
+        extra_args=extra_args,
+        log_path=base / "comfyui.log",
+    )
+    return server.start(timeout=180)
+
+
+@pytest.fixture(scope="session")
+def comfy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyProcess]:
+    """A real ComfyUI (pinned frontend) with this package in custom_nodes/."""
+    server = start_comfy(tmp_path_factory.mktemp("comfy-pinned"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def comfy_server_newest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyProcess]:
+    """The same, serving the newest frontend release instead of the pinned one."""
+    server = start_comfy(
+        tmp_path_factory.mktemp("comfy-newest"), "--front-end-root", str(newest_frontend_root())
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[object]:
+    """Debian's Chromium driven by Playwright (which cannot download a browser here)."""
+    if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
+        pytest.exit(f"{CHROMIUM} missing: run scripts/setup first", returncode=2)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
