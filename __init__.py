@@ -20,7 +20,15 @@ def _prompt_server():  # -> PromptServer | None
     return getattr(PromptServer, "instance", None)
 
 
+def _server_feature_flags() -> dict:
+    try:
+        from comfy_api.feature_flags import SERVER_FEATURE_FLAGS
+    except ImportError:  # a ComfyUI older than feature-flag negotiation
+        return {}
+    return SERVER_FEATURE_FLAGS
+
+
 if (_server := _prompt_server()) is not None:
     from .server_routes import install
 
-    install(_server, __version__)
+    install(_server, __version__, _server_feature_flags())

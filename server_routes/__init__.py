@@ -23,24 +23,30 @@ def mount(table: web.RouteTableDef, target: web.RouteTableDef) -> None:
             target.route(route.method, route.path, **route.kwargs)(route.handler)
 
 
-def _progress_text_feature(server: Any, settings: Settings) -> Feature:
+def _progress_text_feature(
+    server: Any, settings: Settings, server_feature_flags: dict[str, Any]
+) -> Feature:
     if not settings.scoped_progress_text:
         return Feature(enabled=False, detail="off (PARALLEL_RUNS_SCOPED_PROGRESS_TEXT)")
-    from comfy_api import feature_flags
-
-    mode = install_progress_scope(server, feature_flags.SERVER_FEATURE_FLAGS)
-    return Feature(enabled=True, detail=mode)
+    return Feature(enabled=True, detail=install_progress_scope(server, server_feature_flags))
 
 
-def install(server: Any, version: str, env: Mapping[str, str] | None = None) -> Health:
-    """Install patches and routes on the running PromptServer, once."""
+def install(
+    server: Any,
+    version: str,
+    server_feature_flags: dict[str, Any],
+    env: Mapping[str, str] | None = None,
+) -> Health:
+    """Install patches and routes on the running PromptServer, once.
+
+    `server_feature_flags` is the dict ComfyUI advertises to clients
+    (`comfy_api.feature_flags.SERVER_FEATURE_FLAGS`); it is updated in place.
+    """
     if getattr(server, _INSTALLED, None) is not None:
         return getattr(server, _INSTALLED)
     settings = Settings.from_env(env)
-    health = Health(
-        version=version,
-        features={"scoped_progress_text": _progress_text_feature(server, settings)},
-    )
+    progress_text = _progress_text_feature(server, settings, server_feature_flags)
+    health = Health(version=version, features={"scoped_progress_text": progress_text})
     mount(health_routes(health), server.routes)
     setattr(server, _INSTALLED, health)
     log.info(

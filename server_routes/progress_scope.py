@@ -14,12 +14,22 @@ server's own message queue.
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from .progress_text import FEATURE_FLAG, TEXT_EVENT, decode, encode_legacy, encode_scoped
+from ..parallel_runs.progress_text import FEATURE_FLAG, TEXT_EVENT, decode, encode_legacy
+
+try:  # ComfyUI >= 0.3.4x keeps the executing prompt in a context variable
+    from comfy_execution.utils import get_executing_context
+except ImportError:  # older ComfyUI, or no ComfyUI at all (unit tests)
+
+    def get_executing_context() -> None:
+        return None
+
 
 log = logging.getLogger(__name__)
+_U32 = struct.Struct(">I")
 
 JSON_EVENT = "parallel.progress_text"
 _MARK = "_parallel_runs_progress_scope"
@@ -41,15 +51,15 @@ class ScopedPayload(bytes):
         self.prompt_id, self.node_id, self.text = prompt_id, node_id, text
         return self
 
+    def scoped(self) -> bytes:
+        """The scoped layout is the legacy payload behind a length-prefixed prompt id."""
+        prompt = (self.prompt_id or "").encode("utf-8")
+        return _U32.pack(len(prompt)) + prompt + self
+
 
 def current_prompt_id(server: Any) -> str | None:
     """The executing prompt: the execution context first, else the server's last prompt."""
-    try:
-        from comfy_execution.utils import get_executing_context
-    except ImportError:  # older ComfyUI without execution contexts
-        context = None
-    else:
-        context = get_executing_context()
+    context = get_executing_context()
     if context is not None and context.prompt_id:
         return context.prompt_id
     return getattr(server, "last_prompt_id", None)
@@ -60,7 +70,7 @@ def client_for_prompt(server: Any, prompt_id: str | None) -> str | None:
     if prompt_id is None:
         return None
     if prompt_id == getattr(server, "last_prompt_id", None):
-        return getattr(server, "client_id", None)
+        return getattr(server, "client_id", None)  # the executor sets it per prompt
     queue = getattr(server, "prompt_queue", None)
     running = getattr(queue, "currently_running", None) or {}
     for item in list(running.values()):
@@ -121,12 +131,10 @@ def make_send_bytes(
         for recipient in _recipients(server, sid):
             if _client_has_flag(server, recipient):
                 if scoped_bytes is None:
-                    scoped_bytes = encode_scoped(
-                        payload.prompt_id or "", payload.node_id, payload.text
-                    )
+                    scoped_bytes = payload.scoped()
                 await original(TEXT_EVENT, scoped_bytes, sid=recipient)
                 continue
-            await original(TEXT_EVENT, bytes(payload), sid=recipient)
+            await original(TEXT_EVENT, payload, sid=recipient)
             if json_event is None:
                 json_event = {
                     "prompt_id": payload.prompt_id or "",

@@ -124,3 +124,9 @@ def chromium() -> Iterator[object]:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests run last: sync Playwright keeps an event loop running on the main
+    thread for as long as the browser is open, which asyncio-based tests cannot share."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

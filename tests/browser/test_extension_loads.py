@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from conftest import CUSTOM_NODE_FOLDER, load_plugin_package
 
 pytestmark = pytest.mark.browser

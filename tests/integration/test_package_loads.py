@@ -7,6 +7,7 @@ import re
 import urllib.request
 
 import pytest
+
 from conftest import CUSTOM_NODE_FOLDER, load_plugin_package
 
 pytestmark = pytest.mark.comfy

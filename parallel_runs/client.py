@@ -1,0 +1,212 @@
+"""Async ComfyUI client: one websocket per client id, ComfyUI's HTTP routes, events decoded.
+
+Binary frames are decoded the way the stock frontend does, including prompt-scoped progress
+text when both sides negotiated `supports_progress_text_metadata`, and previews with their
+prompt id when `supports_preview_metadata` was negotiated. Connection failures surface as
+`ServerUnavailable` rather than raw aiohttp errors so that callers can report them plainly.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from .errors import ComfyError, PromptRejected, ServerUnavailable
+from .previews import PREVIEW_FLAG, PREVIEW_IMAGE, PREVIEW_IMAGE_WITH_METADATA, decode_preview
+from .progress_text import FEATURE_FLAG, TEXT_EVENT, decode, split_frame
+
+__all__ = ["DEFAULT_FEATURE_FLAGS", "ComfyClient", "ComfyError", "Event"]
+
+# What a current frontend advertises that this client also understands.
+DEFAULT_FEATURE_FLAGS: Mapping[str, Any] = {FEATURE_FLAG: True, PREVIEW_FLAG: True}
+
+
+@dataclass(frozen=True)
+class Event:
+    """One websocket message: JSON events keep their type; progress text becomes
+    `progress_text` {prompt_id?, node, text}, previews `preview` {image_type, image, prompt_id?,
+    node?}; other binary frames get `b_<n>` types with the raw payload."""
+
+    type: str
+    data: Any
+
+
+@dataclass
+class ComfyClient:
+    """`feature_flags=None` behaves like an old script: it never sends its flags."""
+
+    url: str
+    client_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    feature_flags: Mapping[str, Any] | None = field(
+        default_factory=lambda: dict(DEFAULT_FEATURE_FLAGS)
+    )
+    server_flags: dict[str, Any] = field(default_factory=dict)
+    heartbeat: float | None = 30.0
+    _session: aiohttp.ClientSession | None = None
+    _ws: aiohttp.ClientWebSocketResponse | None = None
+
+    def __post_init__(self) -> None:
+        self.url = self.url.rstrip("/")
+
+    async def __aenter__(self) -> ComfyClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        """Open the HTTP session and the websocket; `ServerUnavailable` if nobody answers."""
+        self._session = self._session or aiohttp.ClientSession()
+        ws_url = self.url.replace("http", "ws", 1) + f"/ws?clientId={self.client_id}"
+        try:
+            self._ws = await self._session.ws_connect(
+                ws_url, max_msg_size=0, heartbeat=self.heartbeat
+            )
+        except (aiohttp.ClientError, OSError) as error:
+            await self.close()
+            raise ServerUnavailable(f"cannot reach ComfyUI at {self.url}: {error}") from error
+        if self.feature_flags is not None:
+            await self._ws.send_json({"type": "feature_flags", "data": dict(self.feature_flags)})
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        if self._session is not None:
+            await self._session.close()
+        self._ws = self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("client is not connected")
+        return self._session
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> tuple[int, bytes]:
+        """One HTTP call; (status, body). Connection errors become `ServerUnavailable`."""
+        try:
+            async with self.session.request(method, f"{self.url}{path}", **kwargs) as response:
+                return response.status, await response.read()
+        except (aiohttp.ClientConnectionError, OSError) as error:
+            raise ServerUnavailable(
+                f"cannot reach ComfyUI at {self.url} ({method} {path}): {error or type(error)}"
+            ) from error
+
+    async def call_json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """An HTTP call that must succeed; its JSON body (or None when empty)."""
+        status, body = await self.request(method, path, **kwargs)
+        parsed = _parse(body)
+        if status != 200:
+            raise ComfyError(status, parsed)
+        return parsed
+
+    async def queue(
+        self,
+        prompt: Mapping[str, Any],
+        extra_data: Mapping[str, Any] | None = None,
+        prompt_id: str | None = None,
+    ) -> str:
+        """Queue an API prompt for this client; returns its prompt id. A caller that picks
+        `prompt_id` itself can start listening for it before the server answers."""
+        body: dict[str, Any] = {"prompt": prompt, "client_id": self.client_id}
+        if extra_data:
+            body["extra_data"] = dict(extra_data)
+        if prompt_id is not None:
+            body["prompt_id"] = prompt_id
+        status, raw = await self.request("POST", "/prompt", json=body)
+        answer = _parse(raw)
+        if status == 400 and isinstance(answer, Mapping):
+            raise PromptRejected(status, answer)
+        if status != 200:
+            raise ComfyError(status, answer)
+        return answer["prompt_id"]
+
+    async def object_info(self) -> dict[str, Any]:
+        return await self.call_json("GET", "/object_info")
+
+    async def history(self, prompt_id: str) -> dict[str, Any] | None:
+        """The history entry of one prompt, or None while the server has none."""
+        answer = await self.call_json("GET", f"/history/{prompt_id}")
+        return (answer or {}).get(prompt_id)
+
+    async def queue_ids(self) -> tuple[list[str], list[str]]:
+        """(running prompt ids, pending prompt ids) as the server sees them now."""
+        answer = await self.call_json("GET", "/queue")
+        running = [str(item[1]) for item in answer.get("queue_running", [])]
+        pending = [str(item[1]) for item in answer.get("queue_pending", [])]
+        return running, pending
+
+    async def interrupt(self, prompt_id: str) -> None:
+        """Interrupt this prompt only (the server ignores it unless that prompt runs)."""
+        await self.call_json("POST", "/interrupt", json={"prompt_id": prompt_id})
+
+    async def delete_queued(self, prompt_ids: Sequence[str]) -> None:
+        await self.call_json("POST", "/queue", json={"delete": list(prompt_ids)})
+
+    async def delete_history(self, prompt_ids: Sequence[str]) -> None:
+        await self.call_json("POST", "/history", json={"delete": list(prompt_ids)})
+
+    async def view(self, filename: str, subfolder: str = "", kind: str = "output") -> bytes:
+        """The bytes of one file the server keeps (`/view`, as the frontend fetches them)."""
+        params = {"filename": filename, "subfolder": subfolder, "type": kind}
+        status, body = await self.request("GET", "/view", params=params)
+        if status != 200:
+            raise ComfyError(status, body[:200].decode("utf-8", "replace"))
+        return body
+
+    async def upload_image(
+        self,
+        data: bytes,
+        filename: str,
+        subfolder: str = "",
+        overwrite: bool = False,
+        kind: str = "input",
+    ) -> dict[str, Any]:
+        """`POST /upload/image`; returns {name, subfolder, type}: `name` may differ from
+        `filename` when a different file of that name exists and `overwrite` is off."""
+        form = aiohttp.FormData()
+        form.add_field("image", data, filename=filename, content_type="application/octet-stream")
+        form.add_field("type", kind)
+        form.add_field("subfolder", subfolder)
+        form.add_field("overwrite", "true" if overwrite else "false")
+        return await self.call_json("POST", "/upload/image", data=form)
+
+    def decode_binary(self, frame: bytes) -> Event:
+        event_type, payload = split_frame(frame)
+        if event_type in (PREVIEW_IMAGE, PREVIEW_IMAGE_WITH_METADATA):
+            return Event("preview", decode_preview(event_type, payload))
+        if event_type != TEXT_EVENT:
+            return Event(f"b_{event_type}", payload)
+        scoped = self.feature_flags is not None and self.server_flags.get(FEATURE_FLAG) is True
+        message = decode(payload, scoped=scoped and bool(self.feature_flags.get(FEATURE_FLAG)))
+        data = {"node": message.node_id, "text": message.text}
+        if message.prompt_id is not None:
+            data["prompt_id"] = message.prompt_id
+        return Event("progress_text", data)
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Every message until the socket closes (then the iteration simply ends)."""
+        if self._ws is None:
+            raise RuntimeError("client is not connected")
+        async for message in self._ws:
+            if message.type == aiohttp.WSMsgType.BINARY:
+                yield self.decode_binary(message.data)
+            elif message.type == aiohttp.WSMsgType.TEXT:
+                parsed = json.loads(message.data)
+                if parsed.get("type") == "feature_flags":
+                    self.server_flags = dict(parsed.get("data") or {})
+                yield Event(parsed.get("type", ""), parsed.get("data"))
+
+
+def _parse(body: bytes) -> Any:
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", "replace")

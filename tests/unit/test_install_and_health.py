@@ -1,0 +1,58 @@
+"""`install` wires settings, patches and the health route; the route runs on a bare app."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from parallel_runs.progress_text import FEATURE_FLAG
+from parallel_runs_node.server_routes import install
+from parallel_runs_node.server_routes.health import Feature, Health, health_routes
+
+
+class BareServer:
+    """The attributes of PromptServer that `install` touches."""
+
+    def __init__(self) -> None:
+        self.routes = web.RouteTableDef()
+        self.sockets: dict = {}
+        self.sockets_metadata: dict = {}
+
+    def send_sync(self, event, data, sid=None): ...
+
+    async def send_bytes(self, event, data, sid=None): ...
+
+    def send_progress_text(self, text, node_id, sid=None): ...
+
+
+def test_switched_off_changes_nothing():
+    server, flags = BareServer(), {"supports_preview_metadata": True}
+    stock = server.send_progress_text
+    health = install(server, "9.9.9", flags, env={"PARALLEL_RUNS_SCOPED_PROGRESS_TEXT": "off"})
+    assert health.features["scoped_progress_text"].enabled is False
+    assert flags == {"supports_preview_metadata": True}
+    assert server.send_progress_text == stock
+    assert [route.path for route in server.routes] == ["/parallel/health"]
+
+
+def test_on_by_default_and_installed_once():
+    server, flags = BareServer(), {}
+    first = install(server, "9.9.9", flags, env={})
+    again = install(server, "9.9.9", flags, env={})
+    assert again is first
+    assert first.features["scoped_progress_text"] == Feature(enabled=True, detail="package")
+    assert flags == {FEATURE_FLAG: True}
+    assert len(list(server.routes)) == 1
+
+
+async def test_health_route_on_a_bare_application(aiohttp_client):
+    health = Health(version="1.2.3", features={"x": Feature(enabled=True, detail="d")})
+    app = web.Application()
+    app.add_routes(health_routes(health))
+    client = await aiohttp_client(app)
+    response = await client.get("/parallel/health")
+    assert response.status == 200
+    assert await response.json() == {
+        "name": "parallel-runs",
+        "version": "1.2.3",
+        "features": {"x": {"enabled": True, "detail": "d"}},
+    }
