@@ -1,3 +1,40 @@
-"""Parallel Runs connector: an async client for ComfyUI servers, usable outside ComfyUI."""
+"""Parallel Runs connector: an async client for ComfyUI servers, usable outside ComfyUI.
+
+`Connector` runs and follows prompts (API prompts or UI workflows) over one websocket;
+`ComfyProcess` starts a server, `AttachedServer` uses one that runs already. Importing this
+package pulls in aiohttp and pydantic only, never ComfyUI or the RunPod SDK.
+"""
+
+from .comfy_process import AttachedServer, ComfyProcess, ComfyStartError, ServerState
+from .connector import Connector, PromptHandle
+from .errors import (
+    ConnectorError,
+    PromptFailed,
+    PromptInterrupted,
+    PromptRejected,
+    PromptTimeout,
+    ServerGone,
+    ServerUnavailable,
+)
+from .prompt_run import RunResult, RunStatus
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "AttachedServer",
+    "ComfyProcess",
+    "ComfyStartError",
+    "Connector",
+    "ConnectorError",
+    "PromptFailed",
+    "PromptHandle",
+    "PromptInterrupted",
+    "PromptRejected",
+    "PromptTimeout",
+    "RunResult",
+    "RunStatus",
+    "ServerGone",
+    "ServerState",
+    "ServerUnavailable",
+    "__version__",
+]
