@@ -10,6 +10,13 @@
 //
 // PromptState objects are live, read-only views: the store updates them in place (cheap for
 // high-rate progress events) and bumps `store.version` and the prompt's own `rev` on every change.
+//
+// progress_state is the hot path: ComfyUI sends the prompt's FULL node map with every step, and
+// walking a JSON object costs ~10x a single property read. So the latest map is kept by reference
+// (O(1) per message) and folded into `nodes` lazily, when `nodes`/`running_nodes` are read. The
+// fold keeps the guarantees of an eager merge: finished/error nodes stay done, `progress` values
+// newer than the pending map win, and a pending map is folded at once (not dropped) when the next
+// one would lose a known node or turn a known done node back to running (out-of-order messages).
 
 /** Terminal statuses never change back (sticky), except when they were only inferred. */
 export const TERMINAL_STATUSES = Object.freeze(["success", "error", "interrupted"]);
@@ -139,7 +146,8 @@ function rethrowLater(error) {
   });
 }
 
-function newPromptState(promptId) {
+/** PromptState with the same keys as always; `nodes`/`running_nodes` read through `view`. */
+function newPromptState(promptId, view) {
   return {
     prompt_id: promptId,
     status: "queued",
@@ -150,9 +158,13 @@ function newPromptState(promptId) {
     queued_at: null,
     started_at: null,
     finished_at: null,
-    nodes: {},
+    get nodes() {
+      return view.nodes();
+    },
     node_ids: null,
-    running_nodes: [],
+    get running_nodes() {
+      return view.running();
+    },
     current_node: null,
     progress_text: {},
     preview: null,
@@ -201,6 +213,8 @@ export function createStore({
   let unattributed = 0;
   let queueRemaining = null;
   let sessionId = null;
+  let lastId = null;
+  let lastRec = null;
 
   function normaliseCap(value) {
     const n = Math.floor(Number(value));
@@ -211,15 +225,58 @@ export function createStore({
 
   /** Existing record, or a new one; null when the id is missing or was pruned recently. */
   function ensure(promptId) {
+    // Events of one prompt come in bursts: remember the last lookup (cleared by forget()).
+    if (promptId === lastId && lastRec !== null) return lastRec;
     const existing = records.get(promptId);
-    if (existing !== undefined) return existing;
+    if (existing !== undefined) {
+      lastId = promptId;
+      lastRec = existing;
+      return existing;
+    }
     const id = idOf(promptId);
     if (id === null || tombstones.has(id)) return null;
     let rec = records.get(id);
     if (!rec) {
-      rec = { s: newPromptState(id), seq: ++seq, touched: version, hasProgressState: false };
+      rec = newRecord(id);
       records.set(id, rec);
     }
+    return rec;
+  }
+
+  /** Internal record: the public PromptState plus the node table and the pending map. */
+  function newRecord(id) {
+    const rec = {
+      s: null,
+      seq: ++seq,
+      touched: version,
+      hasProgressState: false,
+      /** nodeId -> node entry (what PromptState.nodes shows once folded). */
+      nodes: {},
+      /** Known node ids in creation order (walked instead of the JSON map, no allocation). */
+      ids: [],
+      running: [],
+      /** Latest progress_state map not folded yet (by reference), and its tick. */
+      pending: null,
+      pendingTick: 0,
+      /** Latest progress_state map received (duplicate detection). */
+      last: null,
+      /** Key whose entry differed last time a map was compared in full. */
+      hotKey: null,
+      /** Counts progress_state maps; `progress` stamps nodes with it (newer values win). */
+      tick: 0,
+      valueTick: {},
+    };
+    const view = {
+      nodes() {
+        if (rec.pending !== null) fold(rec);
+        return rec.nodes;
+      },
+      running() {
+        if (rec.pending !== null) fold(rec);
+        return rec.running;
+      },
+    };
+    rec.s = newPromptState(id, view);
     return rec;
   }
 
@@ -242,6 +299,10 @@ export function createStore({
     const rec = records.get(id);
     if (!rec) return;
     records.delete(id);
+    if (lastRec === rec) {
+      lastId = null;
+      lastRec = null;
+    }
     finishedOrder.delete(id);
     evictPreview(rec, reason);
     tombstones.add(id);
@@ -279,13 +340,14 @@ export function createStore({
     } else if (s.status === status) {
       return false;
     }
+    if (isTerminal(status) && rec.pending !== null) fold(rec);
     s.status = status;
     s.status_inferred = inferred;
     if (status === "running") s.started_at ??= at ?? now();
     if (isTerminal(status)) {
       s.finished_at = at ?? s.finished_at ?? now();
       s.current_node = null;
-      s.running_nodes = [];
+      rec.running = [];
       finishedOrder.delete(s.prompt_id);
       finishedOrder.add(s.prompt_id);
     }
@@ -299,13 +361,15 @@ export function createStore({
   }
 
   /** Recompute running_nodes; the array is replaced (never mutated) when it changes. */
-  function refreshRunningNodes(s) {
-    const previous = s.running_nodes;
+  function refreshRunningNodes(rec) {
+    const s = rec.s;
+    const nodes = rec.nodes;
+    const previous = rec.running;
     let count = 0;
     let same = true;
     let current = s.current_node !== null;
-    for (const nodeId in s.nodes) {
-      if (s.nodes[nodeId].state !== "running") continue;
+    for (const nodeId in nodes) {
+      if (nodes[nodeId].state !== "running") continue;
       if (previous[count] !== nodeId) same = false;
       if (nodeId === s.current_node) current = false;
       count += 1;
@@ -313,18 +377,18 @@ export function createStore({
     if (current && previous[count++] !== s.current_node) same = false;
     if (same && count === previous.length) return false;
     const running = [];
-    for (const nodeId in s.nodes) if (s.nodes[nodeId].state === "running") running.push(nodeId);
+    for (const nodeId in nodes) if (nodes[nodeId].state === "running") running.push(nodeId);
     if (s.current_node !== null && !running.includes(s.current_node)) running.push(s.current_node);
-    s.running_nodes = running;
+    rec.running = running;
     return true;
   }
 
   /** Update one node; returns 0 (no change), 1 (values changed) or 2 (created / state changed). */
-  function setNode(s, nodeId, { value, max, state, display_node_id: display } = {}) {
-    let node = s.nodes[nodeId];
+  function setNode(rec, nodeId, { value, max, state, display_node_id: display } = {}) {
+    let node = rec.nodes[nodeId];
     let changed = 0;
     if (!node) {
-      node = s.nodes[nodeId] = newNode(state ?? "running");
+      node = addNode(rec, nodeId, state ?? "running");
       changed = 2;
     } else if (state !== undefined && updateState(node, state)) {
       changed = 2;
@@ -335,6 +399,98 @@ export function createStore({
       if (changed === 0) changed = 1;
     }
     return changed;
+  }
+
+  function addNode(rec, nodeId, state) {
+    const node = newNode(state);
+    rec.nodes[nodeId] = node;
+    rec.ids.push(nodeId);
+    return node;
+  }
+
+  // ---- lazy progress_state --------------------------------------------------------------------
+
+  /** Merge the pending progress_state map into the node table (done states stay done). */
+  function fold(rec) {
+    const incomingNodes = rec.pending;
+    if (incomingNodes === null) return;
+    rec.pending = null;
+    const known = rec.nodes;
+    const stamps = rec.valueTick;
+    const tick = rec.pendingTick;
+    let stateChanged = false;
+    for (const key in incomingNodes) {
+      const incoming = incomingNodes[key];
+      if (incoming === null || typeof incoming !== "object") continue;
+      const id =
+        incoming.node_id === undefined || incoming.node_id === null
+          ? key
+          : String(incoming.node_id);
+      let node = known[id];
+      if (node === undefined) {
+        node = addNode(rec, id, incoming.state ?? "running");
+        stateChanged = true;
+      } else if (incoming.state !== undefined && updateState(node, incoming.state)) {
+        stateChanged = true;
+      }
+      // A `progress` event that arrived after this map carries newer numbers for that node.
+      if (stamps[id] !== tick) updateValues(node, incoming.value, incoming.max);
+      updateIds(node, incoming);
+    }
+    if (stateChanged) refreshRunningNodes(rec);
+  }
+
+  /**
+   * May `next` replace the pending map unfolded? Not when the pending map knows a node `next`
+   * lacks, or has a node done that `next` shows running (an older message arriving late).
+   */
+  function supersedes(rec, pendingNodes, next) {
+    const ids = rec.ids;
+    for (let i = 0; i < ids.length; i += 1) {
+      const before = pendingNodes[ids[i]];
+      if (before === undefined || before === null) continue;
+      const after = next[ids[i]];
+      if (after === undefined || after === null) return false;
+      if (isDone(before.state) && !isDone(after.state)) return false;
+    }
+    return true;
+  }
+
+  function sameEntry(a, b) {
+    return (
+      a === b ||
+      (a !== undefined &&
+        b !== undefined &&
+        a !== null &&
+        b !== null &&
+        a.value === b.value &&
+        a.max === b.max &&
+        a.state === b.state &&
+        a.node_id === b.node_id &&
+        a.display_node_id === b.display_node_id &&
+        a.parent_node_id === b.parent_node_id &&
+        a.real_node_id === b.real_node_id)
+    );
+  }
+
+  /**
+   * Same entries as the previous map (e.g. a re-sent message)? Remembers the first differing
+   * key in rec.hotKey, so the next message can usually be told apart by one entry.
+   */
+  function sameMap(rec, previous, next) {
+    let count = 0;
+    for (const key in previous) {
+      if (!sameEntry(previous[key], next[key])) {
+        rec.hotKey = key;
+        return false;
+      }
+      count += 1;
+    }
+    for (const key in next) {
+      count -= 1;
+      if (count < 0 || !(key in previous)) return false;
+    }
+    return count === 0;
   }
 
   // ---- attribution of events that carry no prompt id --------------------------------------------
@@ -391,18 +547,19 @@ export function createStore({
       return advance(rec, "success", undefined, { inferred: true });
     }
     if (isTerminal(s.status)) return false;
+    if (rec.pending !== null) fold(rec);
     let changed = markActive(rec);
     const previous = s.current_node;
     if (previous !== nodeId) {
       // Servers without progress_state signal a node's end only by the next `executing`.
-      if (previous !== null && !rec.hasProgressState) setNode(s, previous, { state: "finished" });
+      if (previous !== null && !rec.hasProgressState) setNode(rec, previous, { state: "finished" });
       s.current_node = nodeId;
       changed = true;
     }
     const fields = displayId && displayId !== nodeId ? { display_node_id: displayId } : {};
-    if (!s.nodes[nodeId]) fields.state = "running";
-    if (setNode(s, nodeId, fields) > 0) changed = true;
-    if (refreshRunningNodes(s)) changed = true;
+    if (!rec.nodes[nodeId]) fields.state = "running";
+    if (setNode(rec, nodeId, fields) > 0) changed = true;
+    if (refreshRunningNodes(rec)) changed = true;
     return changed ? touch(rec) : false;
   }
 
@@ -410,47 +567,44 @@ export function createStore({
     const nodeId = idOf(data?.node);
     const rec = resolve(data?.prompt_id, nodeId);
     if (!rec || nodeId === null || isTerminal(rec.s.status)) return false;
-    let changed = markActive(rec);
-    const node = rec.s.nodes[nodeId];
+    const changed = markActive(rec);
+    // Newer than any pending progress_state map: the fold must not overwrite these numbers.
+    if (rec.pending !== null) rec.valueTick[nodeId] = rec.tick;
+    const node = rec.nodes[nodeId];
     if (node === undefined) {
-      rec.s.nodes[nodeId] = newNode("running");
-      updateValues(rec.s.nodes[nodeId], data.value, data.max);
-      refreshRunningNodes(rec.s);
+      updateValues(addNode(rec, nodeId, "running"), data.value, data.max);
+      refreshRunningNodes(rec);
       return touch(rec);
     }
     return updateValues(node, data.value, data.max) || changed ? touch(rec) : false;
   }
 
+  /**
+   * O(1) per message in the usual case: keep the map by reference and fold it when read. A map
+   * equal to the previous one (a re-sent duplicate) changes nothing and does not bump version.
+   */
   function onProgressState(data) {
     const rec = ensure(data?.prompt_id);
     if (!rec || isTerminal(rec.s.status)) return false;
     rec.hasProgressState = true;
-    let changed = markActive(rec);
-    let stateChanged = false;
-    const nodes = data.nodes ?? {};
-    const known = rec.s.nodes;
-    // Hot path (one message per progress step): no allocations for nodes already known.
-    const keys = Object.keys(nodes);
-    for (let i = 0; i < keys.length; i += 1) {
-      const key = keys[i];
-      const incoming = nodes[key];
-      const id =
-        incoming.node_id === undefined || incoming.node_id === null
-          ? key
-          : String(incoming.node_id);
-      let node = known[id];
-      if (node === undefined) {
-        node = known[id] = newNode(incoming.state ?? "running");
-        stateChanged = true;
-      } else if (incoming.state !== undefined && updateState(node, incoming.state)) {
-        stateChanged = true;
-      }
-      if (updateValues(node, incoming.value, incoming.max)) changed = true;
-      if (updateIds(node, incoming)) changed = true;
+    const changed = markActive(rec);
+    const next = data.nodes;
+    if (next === null || typeof next !== "object") return changed;
+    const previous = rec.last;
+    if (previous === next) return changed;
+    if (previous !== null) {
+      // Cheap check first: the executing node's entry is what changes from step to step.
+      const hot = rec.s.current_node ?? rec.hotKey;
+      const quick = hot === null || sameEntry(previous[hot], next[hot]);
+      if (quick && sameMap(rec, previous, next)) return changed;
     }
-    if (stateChanged) changed = true;
-    if (stateChanged && refreshRunningNodes(rec.s)) changed = true;
-    return changed ? touch(rec) : false;
+    const pending = rec.pending;
+    if (pending !== null && !supersedes(rec, pending, next)) fold(rec);
+    rec.tick += 1;
+    rec.pending = next;
+    rec.pendingTick = rec.tick;
+    rec.last = next;
+    return touch(rec);
   }
 
   function onExecuted(data) {
@@ -458,14 +612,15 @@ export function createStore({
     const rec = resolve(data?.prompt_id, nodeId);
     if (!rec || nodeId === null) return false;
     const s = rec.s;
+    if (rec.pending !== null) fold(rec);
     let changed = markActive(rec);
     const output = data.merge ? mergeOutput(s.outputs[nodeId], data.output) : data.output;
     if (output !== undefined && output !== null && !sameJson(s.outputs[nodeId], output)) {
       s.outputs[nodeId] = output;
       changed = true;
     }
-    if (!isTerminal(s.status) && setNode(s, nodeId, { state: "finished" }) > 0) {
-      refreshRunningNodes(s);
+    if (!isTerminal(s.status) && setNode(rec, nodeId, { state: "finished" }) > 0) {
+      refreshRunningNodes(rec);
       changed = true;
     }
     return changed ? touch(rec) : false;
@@ -474,14 +629,14 @@ export function createStore({
   function onExecutionCached(data) {
     const rec = ensure(data?.prompt_id);
     if (!rec || isTerminal(rec.s.status)) return false;
+    if (rec.pending !== null) fold(rec);
     let changed = markActive(rec);
     for (const raw of data.nodes ?? []) {
       const nodeId = idOf(raw);
-      if (nodeId === null || rec.s.nodes[nodeId]) continue;
-      const node = newNode("finished");
+      if (nodeId === null || rec.nodes[nodeId]) continue;
+      const node = addNode(rec, nodeId, "finished");
       node.value = 1;
       node.cached = true;
-      rec.s.nodes[nodeId] = node;
       changed = true;
     }
     return changed ? touch(rec) : false;
@@ -575,7 +730,7 @@ export function createStore({
     markActive(rec);
     const display = idOf(data.display_node);
     if (display && display !== nodeId && rec.s.nodes[nodeId]) {
-      setNode(rec.s, nodeId, { display_node_id: display });
+      setNode(rec, nodeId, { display_node_id: display });
     }
     return touch(rec);
   }
@@ -715,6 +870,7 @@ export function createStore({
   // ---- public API -----------------------------------------------------------------------------
 
   function notify() {
+    if (listeners.size === 0) return;
     for (const fn of listeners) {
       try {
         fn(store);
@@ -726,7 +882,7 @@ export function createStore({
   }
 
   function commit() {
-    prune();
+    if (finishedOrder.size > limit) prune();
     version += 1;
     notify();
   }

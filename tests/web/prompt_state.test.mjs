@@ -643,3 +643,91 @@ test("stores are independent (no shared module state)", () => {
   assert.equal(two.get("A"), undefined);
   assert.equal(two.version, 0);
 });
+
+test("lazy progress_state: out-of-order maps read back without done nodes reopening", () => {
+  const store = storeWith();
+  store.dispatch(ev.start("P"));
+  store.dispatch(ev.executing("P", "1"));
+  store.dispatch(ev.state("P", { 1: [1, 4, "running"] }));
+  // Newer map (node 1 done, node 2 started), then an older one arrives late; nothing read between.
+  store.dispatch(ev.state("P", { 1: [4, 4, "finished"], 2: [0, 3, "running"] }));
+  store.dispatch(ev.state("P", { 1: [2, 4, "running"] }));
+  const s = store.get("P");
+  assert.equal(s.nodes["1"].state, "finished", "a late running entry does not reopen node 1");
+  assert.equal(s.nodes["2"].state, "running", "node 2 from the superseded map is kept");
+  assert.ok(s.running_nodes.includes("2"));
+  // Same sequence read after every message gives the same node states.
+  const eager = storeWith();
+  eager.dispatch(ev.start("P"));
+  eager.dispatch(ev.executing("P", "1"));
+  for (const map of [
+    { 1: [1, 4, "running"] },
+    { 1: [4, 4, "finished"], 2: [0, 3, "running"] },
+    { 1: [2, 4, "running"] },
+  ]) {
+    eager.dispatch(ev.state("P", map));
+    assert.ok(eager.get("P").nodes);
+  }
+  const states = (x) => Object.fromEntries(Object.entries(x.nodes).map(([k, n]) => [k, n.state]));
+  assert.deepEqual(states(s), states(eager.get("P")));
+  assert.deepEqual(s.running_nodes, eager.get("P").running_nodes);
+});
+
+test("lazy progress_state: a later progress event wins over the pending map's numbers", () => {
+  const store = storeWith();
+  store.dispatch(ev.start("P"));
+  store.dispatch(ev.executing("P", "3"));
+  store.dispatch(ev.state("P", { 3: [2, 10, "running"] }));
+  store.dispatch(ev.progress("P", "3", 5, 10));
+  assert.deepEqual(nodeProgress(store, "P", "3"), {
+    value: 5,
+    max: 10,
+    state: "running",
+    fraction: 0.5,
+  });
+  store.dispatch(ev.state("P", { 3: [6, 10, "running"] }));
+  assert.equal(store.get("P").nodes["3"].value, 6, "a newer map wins again");
+});
+
+test("lazy progress_state: version and rev move on arrival, not on read; copies are duplicates", () => {
+  const store = storeWith();
+  store.dispatch(ev.start("P"));
+  const map = ev.state("P", { 1: [1, 3, "running"], 2: [0, 3, "running"] });
+  assert.equal(store.dispatch(map), true);
+  const { version } = store;
+  const { rev } = store.get("P");
+  assert.equal(store.dispatch(map), false, "same object again");
+  assert.equal(store.dispatch(structuredClone(map)), false, "equal copy");
+  const reordered = ev.state("P", { 2: [0, 3, "running"], 1: [1, 3, "running"] });
+  assert.equal(store.dispatch(reordered), false, "same entries in another order");
+  assert.equal(store.version, version);
+  assert.equal(store.get("P").nodes["1"].value, 1);
+  assert.equal(store.version, version, "reading folds without bumping version");
+  assert.equal(store.get("P").rev, rev);
+  const next = ev.state("P", { 1: [2, 3, "running"], 2: [0, 3, "running"] });
+  assert.equal(store.dispatch(next), true);
+  assert.equal(store.get("P").rev, rev + 1);
+  assert.equal(store.dispatch(ev.state("P", { 1: [2, 3, "running"] })), true, "entry dropped");
+  assert.equal(store.get("P").nodes["2"].state, "running", "known nodes are never dropped");
+});
+
+test("lazy progress_state: finishing folds the pending map; PromptState keeps its keys", () => {
+  const store = storeWith();
+  const seen = [];
+  store.subscribe((st) => seen.push(st.version));
+  store.dispatch(ev.start("P"));
+  store.dispatch(ev.executing("P", "1"));
+  store.dispatch(ev.state("P", { 1: [3, 3, "finished"], 2: [1, 2, "running"] }));
+  store.dispatch(ev.success("P"));
+  const s = store.get("P");
+  assert.equal(s.nodes["1"].state, "finished");
+  assert.equal(s.nodes["2"].value, 1);
+  assert.deepEqual(s.running_nodes, []);
+  assert.equal(store.dispatch(ev.state("P", { 1: [0, 3, "running"] })), false);
+  assert.equal(s.nodes["1"].state, "finished");
+  const copy = JSON.parse(JSON.stringify(s));
+  assert.deepEqual(Object.keys(copy), Object.keys(s));
+  assert.deepEqual(copy.nodes["2"], { ...s.nodes["2"] });
+  assert.deepEqual(copy.running_nodes, []);
+  assert.equal(seen.length, store.version);
+});
