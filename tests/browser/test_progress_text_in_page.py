@@ -4,10 +4,10 @@ only its own text, and on the newest frontend its own prompt id."""
 
 from __future__ import annotations
 
-import random
 import uuid
 
 import pytest
+from graphs import slow_note_graph
 
 pytestmark = pytest.mark.browser
 
@@ -35,25 +35,6 @@ QUEUE = """async (prompt) => {
 }"""
 
 
-def graph(note: str, seconds: float) -> dict:
-    color = random.randrange(0xFFFFFF)
-    return {
-        "1": {
-            "class_type": "EmptyImage",
-            "inputs": {"width": 48, "height": 16, "batch_size": 1, "color": color},
-        },
-        "2": {
-            "class_type": "ParallelRunsSlowPassthrough",
-            "inputs": {"image": ["1", 0], "seconds": seconds, "steps": 2},
-        },
-        "3": {
-            "class_type": "ParallelRunsProgressNote",
-            "inputs": {"image": ["2", 0], "note": note},
-        },
-        "4": {"class_type": "PreviewImage", "inputs": {"images": ["3", 0]}},
-    }
-
-
 @pytest.mark.parametrize("which", ["pinned", "newest"])
 def test_each_tab_sees_only_its_own_progress_text(request, chromium, artifacts_dir, which):
     server = request.getfixturevalue("comfy_server" if which == "pinned" else "comfy_server_newest")
@@ -71,7 +52,17 @@ def test_each_tab_sees_only_its_own_progress_text(request, chromium, artifacts_d
         layouts = [page.evaluate(READY) for page in pages]
         notes = [f"tab {i} {tag}" for i in range(2)]
         prompt_ids = [
-            page.evaluate(QUEUE, graph(note, 1.0 if i == 0 else 0.2))
+            page.evaluate(
+                QUEUE,
+                slow_note_graph(
+                    note,
+                    seconds=1.0 if i == 0 else 0.2,
+                    steps=2,
+                    width=48,
+                    height=16,
+                    output="preview",
+                ),
+            )
             for i, (page, note) in enumerate(zip(pages, notes, strict=True))
         ]
         for page, note in zip(pages, notes, strict=True):

@@ -10,11 +10,11 @@ Clients share one server; their prompts use the same node ids, so any cross-talk
 from __future__ import annotations
 
 import asyncio
-import random
 import uuid
 from dataclasses import dataclass, field
 
 import pytest
+from graphs import slow_note_graph
 
 from parallel_runs.client import ComfyClient, Event
 from parallel_runs.progress_text import FEATURE_FLAG
@@ -23,27 +23,6 @@ pytestmark = pytest.mark.comfy
 
 LONG_NOTE = "long " + "x" * 100_000 + " end"
 SIZE_TEXT = "width: 64, height: 32\n batch size: 1"  # what core's GetImageSize reports
-
-
-def graph(note: str, seconds: float = 0.3) -> dict:
-    """Image -> Slow Passthrough -> Progress Note -> GetImageSize -> Preview as Text."""
-    color = random.randrange(0xFFFFFF)  # a fresh input defeats ComfyUI's cache
-    return {
-        "1": {
-            "class_type": "EmptyImage",
-            "inputs": {"width": 64, "height": 32, "batch_size": 1, "color": color},
-        },
-        "2": {
-            "class_type": "ParallelRunsSlowPassthrough",
-            "inputs": {"image": ["1", 0], "seconds": seconds, "steps": 3},
-        },
-        "3": {
-            "class_type": "ParallelRunsProgressNote",
-            "inputs": {"image": ["2", 0], "note": note},
-        },
-        "4": {"class_type": "GetImageSize", "inputs": {"image": ["3", 0]}},
-        "5": {"class_type": "PreviewAny", "inputs": {"source": ["4", 0]}},
-    }
 
 
 @dataclass
@@ -99,7 +78,9 @@ async def scenario(url: str) -> dict[str, Session]:
         first = True
         for name in ("A", "B", "C"):
             for note in notes[name]:
-                prompt = graph(note, seconds=1.2 if first else 0.3)  # the rest queue behind it
+                prompt = slow_note_graph(
+                    note, seconds=1.2 if first else 0.3, output="size_text"
+                )  # the rest queue behind it
                 first = False
                 sessions[name].prompts[await sessions[name].client.queue(prompt)] = note
         await asyncio.gather(*listeners)

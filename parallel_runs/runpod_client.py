@@ -1,0 +1,257 @@
+"""Async client for RunPod serverless endpoints (`/run`, `/status`, `/stream`, `/cancel`,
+`/health`) on aiohttp, without the heavy `runpod` SDK so the ComfyUI plugin stays light.
+
+Every failure becomes a `RunpodError` subclass; 429 and 5xx answers are retried with bounded
+exponential backoff and jitter (honouring `Retry-After`). The API key travels only in the
+Authorization header and is scrubbed from every message and repr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import aiohttp
+from pydantic import BaseModel, ValidationError
+
+from .runpod_models import EndpointHealth, JobStatus, StreamChunk
+
+DEFAULT_BASE_URL = "https://api.runpod.ai/v2"
+# RunPod refuses `/run` bodies above 10 MB; checking first gives a clear error, not a 413.
+MAX_RUN_BYTES = 10 * 1024 * 1024
+RETRYABLE = frozenset({429, 500, 502, 503, 504})
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+Model = TypeVar("Model", bound=BaseModel)
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class RunpodError(Exception):
+    """Base of every RunPod failure; `status` is the HTTP status (0 when none came back)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(status={self.status}, message={self.message!r})"
+
+
+class RunpodAuthError(RunpodError):
+    """401/403: the key is missing, wrong or lacks access to the endpoint."""
+
+
+class RunpodNotFound(RunpodError):
+    """404: unknown endpoint or job, or a result RunPod no longer keeps."""
+
+
+class RunpodRateLimited(RunpodError):
+    """429 still after the retries."""
+
+
+class RunpodServerError(RunpodError):
+    """5xx still after the retries, RunPod unreachable, or an answer that makes no sense."""
+
+
+class RunpodBadRequest(RunpodError, ValueError):
+    """The request itself is wrong (invalid id, 400 from RunPod)."""
+
+
+class RunpodPayloadTooLarge(RunpodError):
+    """The `/run` body exceeds RunPod's limit; raised before anything is sent."""
+
+    def __init__(self, size: int, limit: int = MAX_RUN_BYTES) -> None:
+        super().__init__(
+            413,
+            f"job input is {size / 1e6:.1f} MB ({size} bytes); RunPod accepts at most "
+            f"{limit / 1e6:.1f} MB ({limit} bytes) per /run request",
+        )
+        self.size, self.limit = size, limit
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """`retries` extra attempts after the first; delays grow `base_delay * 2**n`, capped."""
+
+    retries: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    jitter: float = 0.25  # fraction of the delay added at random
+    max_retry_after: float = 30.0  # a longer Retry-After fails fast instead of hanging
+
+    def backoff(self, attempt: int, retry_after: float | None = None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_retry_after)
+        delay = min(self.base_delay * (2**attempt), self.max_delay)
+        return delay + random.uniform(0.0, delay * self.jitter)
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds from a Retry-After header (delta seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _check_id(kind: str, value: str) -> str:
+    if not isinstance(value, str) or not _ID.match(value):
+        raise RunpodBadRequest(400, f"invalid {kind}: use letters, digits, '-' and '_' only")
+    return value
+
+
+class RunpodClient:
+    """One endpoint family on one RunPod base URL; share one aiohttp session across clients."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        api_key: str,
+        base_url: str = DEFAULT_BASE_URL,
+        retry: RetryPolicy = RetryPolicy(),
+        *,
+        timeout: float = 30.0,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if not api_key:
+            raise RunpodAuthError(401, "no RunPod API key is configured")
+        self._session = session
+        self.__key = api_key
+        self.base_url = base_url.rstrip("/")
+        self.retry = retry
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._sleep = sleep
+
+    def __repr__(self) -> str:
+        return f"RunpodClient(base_url={self.base_url!r}, api_key=<hidden>)"
+
+    __str__ = __repr__
+
+    # ------------------------------------------------------------------ API
+
+    async def run(self, endpoint_id: str, job_input: dict[str, Any]) -> JobStatus:
+        body = json.dumps({"input": job_input}, separators=(",", ":")).encode()
+        if len(body) > MAX_RUN_BYTES:
+            raise RunpodPayloadTooLarge(len(body))
+        url = self._url(endpoint_id, "run")
+        return await self._call("POST", url, JobStatus, body=body)
+
+    async def status(self, endpoint_id: str, job_id: str) -> JobStatus:
+        url = self._url(endpoint_id, "status", _check_id("job id", job_id))
+        return await self._call("GET", url, JobStatus)
+
+    async def stream(self, endpoint_id: str, job_id: str) -> StreamChunk:
+        url = self._url(endpoint_id, "stream", _check_id("job id", job_id))
+        return await self._call("GET", url, StreamChunk)
+
+    async def cancel(self, endpoint_id: str, job_id: str) -> JobStatus:
+        url = self._url(endpoint_id, "cancel", _check_id("job id", job_id))
+        return await self._call("POST", url, JobStatus, body=b"")
+
+    async def health(self, endpoint_id: str) -> EndpointHealth:
+        return await self._call("GET", self._url(endpoint_id, "health"), EndpointHealth)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _url(self, endpoint_id: str, *parts: str) -> str:
+        return "/".join([self.base_url, _check_id("endpoint id", endpoint_id), *parts])
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self.__key, "<hidden>") if self.__key else text
+
+    async def _call(
+        self, method: str, url: str, model: type[Model], body: bytes | None = None
+    ) -> Model:
+        status, payload = await self._send_with_retries(method, url, body)
+        try:
+            return model.model_validate(payload)
+        except ValidationError as error:
+            detail = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in error.errors()
+            )
+            raise RunpodServerError(
+                status, self._scrub(f"unexpected answer from RunPod: {detail}")
+            ) from None
+
+    async def _send_with_retries(
+        self, method: str, url: str, body: bytes | None
+    ) -> tuple[int, Any]:
+        attempt = 0
+        while True:
+            try:
+                status, retry_after, payload = await self._send(method, url, body)
+            except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as error:
+                # A POST that may have reached RunPod is not repeated (no duplicate jobs).
+                if method != "GET" or attempt >= self.retry.retries:
+                    raise RunpodServerError(
+                        0, self._scrub(f"could not reach RunPod: {type(error).__name__}")
+                    ) from None
+                status, retry_after, payload = 0, None, None
+            else:
+                if status not in RETRYABLE or attempt >= self.retry.retries:
+                    return status, self._raise_for(status, payload)
+                if retry_after is not None and retry_after > self.retry.max_retry_after:
+                    return status, self._raise_for(status, payload)
+            await self._sleep(self.retry.backoff(attempt, retry_after))
+            attempt += 1
+
+    async def _send(
+        self, method: str, url: str, body: bytes | None
+    ) -> tuple[int, float | None, Any]:
+        headers = {"Authorization": f"Bearer {self.__key}", "Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        async with self._session.request(
+            method, url, data=body, headers=headers, timeout=self._timeout, allow_redirects=False
+        ) as response:
+            text = await response.text()
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            try:
+                payload: Any = json.loads(text) if text else None
+            except ValueError:
+                payload = text
+            return response.status, retry_after, payload
+
+    def _raise_for(self, status: int, payload: Any) -> Any:
+        """Return the payload of a 2xx answer, else raise the mapped error."""
+        if 200 <= status < 300:
+            return payload
+        detail = self._scrub(_error_text(payload))
+        if status in (401, 403):
+            raise RunpodAuthError(status, "RunPod rejected the API key")
+        if status == 404:
+            raise RunpodNotFound(
+                status, f"RunPod does not know this endpoint or job, or its result expired{detail}"
+            )
+        if status == 413:
+            raise RunpodError(status, f"RunPod refused the request as too large{detail}")
+        if status == 429:
+            raise RunpodRateLimited(status, f"RunPod is rate limiting requests{detail}")
+        if status >= 500:
+            raise RunpodServerError(status, f"RunPod failed with HTTP {status}{detail}")
+        if status == 400:
+            raise RunpodBadRequest(status, f"RunPod rejected the request{detail}")
+        raise RunpodError(status, f"RunPod answered HTTP {status}{detail}")
+
+
+def _error_text(payload: Any) -> str:
+    """A short `: reason` suffix from an error body (JSON `error`/`message` or plain text)."""
+    if isinstance(payload, dict):
+        payload = payload.get("error") or payload.get("message") or ""
+    text = str(payload or "").strip().replace("\n", " ")
+    return f": {text[:200]}" if text else ""

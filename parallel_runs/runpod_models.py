@@ -1,0 +1,176 @@
+"""Typed shapes of what crosses the RunPod boundary: the control-plane API answers (read
+leniently, RunPod adds fields) and the worker contract (read strictly, it is untrusted input).
+
+The worker contract follows worker-comfyui so either worker image can serve the plugin.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+JobState = Literal["IN_QUEUE", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"]
+FINAL_STATES: frozenset[str] = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
+
+
+class _Answer(BaseModel):
+    """RunPod answers: unknown fields are ignored so a new API field breaks nothing."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class JobStatus(_Answer):
+    """`output` is the latest progress value while running; the result only when COMPLETED."""
+
+    id: str
+    status: JobState
+    output: Any = None
+    error: str | None = None
+    delayTime: int | None = None
+    executionTime: int | None = None
+
+    @field_validator("error", mode="before")
+    @classmethod
+    def _error_as_text(cls, value: Any) -> str | None:
+        # The worker may post a structured error; keep it readable rather than rejecting it.
+        if value is None or isinstance(value, str):
+            return value
+        return json.dumps(value, ensure_ascii=False)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATES
+
+
+class StreamItem(_Answer):
+    output: Any = None
+
+
+class StreamChunk(_Answer):
+    """What `/stream/{id}` returns: the status plus the partial outputs since the last call."""
+
+    status: JobState
+    stream: list[StreamItem] = Field(default_factory=list)
+    id: str | None = None
+
+    @property
+    def outputs(self) -> list[Any]:
+        return [item.output for item in self.stream]
+
+
+class HealthJobs(_Answer):
+    completed: int = 0
+    failed: int = 0
+    inProgress: int = 0
+    inQueue: int = 0
+    retried: int = 0
+
+
+class HealthWorkers(_Answer):
+    idle: int = 0
+    running: int = 0
+    initializing: int = 0
+    ready: int = 0
+    throttled: int = 0
+    unhealthy: int = 0
+
+
+class EndpointHealth(_Answer):
+    jobs: HealthJobs = Field(default_factory=HealthJobs)
+    workers: HealthWorkers = Field(default_factory=HealthWorkers)
+
+
+# --------------------------------------------------------------------------- worker contract
+
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
+MAX_NAME_LENGTH = 128
+
+
+def sanitize_filename(name: str, fallback: str = "output.png") -> str:
+    """A name safe to join under a local folder: no directories, no control or reserved
+    characters, no leading dots, bounded length. Remote results are never trusted."""
+    text = unicodedata.normalize("NFKC", str(name)).replace("\\", "/").rsplit("/", 1)[-1]
+    text = _UNSAFE_NAME.sub("_", text).strip(" .")
+    if not text or set(text) <= {"_", "."}:
+        return fallback
+    if len(text) > MAX_NAME_LENGTH:
+        stem, dot, ext = text.rpartition(".")
+        ext = ext[:16] if dot else ""
+        text = (stem if dot else text)[: MAX_NAME_LENGTH - len(ext) - 1].rstrip(" .") + (
+            "." + ext if ext else ""
+        )
+    return text
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class InputImage(_Strict):
+    """An image to upload into the worker's ComfyUI input folder before the prompt runs."""
+
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
+    image: str = Field(min_length=1, description="base64, optionally as a data: URI")
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if sanitize_filename(value, fallback="") != value:
+            raise ValueError("must be a plain file name (letters, digits, '._- ', no folders)")
+        return value
+
+
+class PromptNode(BaseModel):
+    """One node of an API-format prompt; other keys (`_meta`) are kept as they are."""
+
+    model_config = ConfigDict(extra="allow")
+
+    class_type: str = Field(min_length=1)
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+
+class WorkerInput(_Strict):
+    """The job input (worker-comfyui contract)."""
+
+    workflow: dict[str, PromptNode] = Field(min_length=1)
+    images: list[InputImage] = Field(default_factory=list)
+    api_key_comfy_org: str | None = Field(default=None, repr=False)
+
+    def prompt(self) -> dict[str, Any]:
+        return {node_id: node.model_dump() for node_id, node in self.workflow.items()}
+
+
+class OutputImage(_Answer):
+    filename: str
+    type: Literal["base64", "s3_url"]
+    data: str
+
+    @property
+    def safe_filename(self) -> str:
+        return sanitize_filename(self.filename)
+
+
+class WorkerOutput(_Answer):
+    """The result of a COMPLETED job. `errors` lists partial failures (some images lost)."""
+
+    images: list[OutputImage] = Field(default_factory=list)
+    errors: list[str] | None = None
+
+
+class WorkerProgress(_Answer):
+    """What the worker puts into `status.output` while a job runs (small on purpose).
+    `seq` grows with each post: the SDK posts each update from its own thread, so they can
+    arrive out of order; a reader keeps the highest `seq` it has seen."""
+
+    kind: Literal["progress"] = "progress"
+    seq: int = 0
+    node: str | None = None
+    value: float | None = None
+    max: float | None = None
+    executing: str | None = None
+    text: dict[str, str] | None = None
+    nodes_done: list[str] = Field(default_factory=list)
