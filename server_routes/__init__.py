@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from .health import Feature, Health, health_routes
+from .jobs import JobSource, jobs_routes, local_jobs
 from .progress_scope import install_progress_scope
 from .settings import Settings
 
@@ -48,6 +49,8 @@ def install(
     progress_text = _progress_text_feature(server, settings, server_feature_flags)
     health = Health(version=version, features={"scoped_progress_text": progress_text})
     mount(health_routes(health), server.routes)
+    job_sources: list[JobSource] = [local_jobs(server)]
+    mount(jobs_routes(job_sources), server.routes)
     setattr(server, _INSTALLED, health)
     log.info(
         "[parallel-runs] %s loaded: %s", version, {k: v.detail for k, v in health.features.items()}

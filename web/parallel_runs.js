@@ -1,10 +1,24 @@
-// Parallel Runs: ComfyUI web extension entry. Thin wiring only; state logic lives in pure modules.
+// Parallel Runs: ComfyUI web extension entry. Thin wiring only: state logic lives in
+// prompt_state.js (pure), each piece of frontend wiring in its own module.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
+import { installCanvasScope } from "./canvas_scope.js";
+import { createExecutorChoice } from "./executor_choice.js";
+import { syncJobs } from "./jobs_sync.js";
+import { createPanel, createPreviewUrls } from "./panel.js";
+import { createPanelHost } from "./panel_host.js";
+import { stopPrompt } from "./prompt_actions.js";
+import { aggregateProgress, createStore } from "./prompt_state.js";
+import { installQueueHook } from "./queue_hook.js";
+import { installTitle } from "./title.js";
+import { createWorkflowTabs } from "./workflow_tabs.js";
 
 /** Our own folder's URL, whatever the package folder under custom_nodes/ is called. */
 export const BASE_URL = new URL(".", import.meta.url).href;
 export const EXTENSION_NAME = "parallel.runs";
+const PACKAGE_EVENTS = ["parallel.queued", "parallel.snapshot", "parallel.progress_text", "parallel.job"];
+const SETTING_PANEL = "ParallelRuns.Panel.Enabled";
+const SETTING_CAP = "ParallelRuns.History.Cap";
 
 /** Ask the server which version and features are active (null when the route is missing). */
 async function fetchHealth() {
@@ -17,16 +31,95 @@ async function fetchHealth() {
 }
 
 /** A visible, testable sign that the extension is loaded and talks to its server side. */
-function announce(health) {
+function announce(health, runtime) {
   const root = document.documentElement;
   root.dataset.parallelRuns = health ? health.version : "unavailable";
   root.dataset.parallelRunsBase = BASE_URL;
-  window.dispatchEvent(new CustomEvent("parallel.ready", { detail: { health, baseUrl: BASE_URL } }));
+  window.dispatchEvent(
+    new CustomEvent("parallel.ready", { detail: { health, baseUrl: BASE_URL, runtime } }),
+  );
 }
+
+function addStylesheet() {
+  const link = document.createElement("link");
+  link.rel = "stylesheet";
+  link.href = new URL("parallel_runs.css", BASE_URL).href;
+  document.head.append(link);
+}
+
+function setting(id, fallback) {
+  const value = app.extensionManager?.setting?.get?.(id) ?? app.ui?.settings?.getSettingValue?.(id);
+  return value ?? fallback;
+}
+
+/** Everything the extension runs, created once in setup() and handed to the settings. */
+function start() {
+  const previews = createPreviewUrls();
+  const store = createStore({ cap: setting(SETTING_CAP, 50), onPreviewEvicted: previews.revoke });
+  const tabs = createWorkflowTabs(app);
+  const names = new Map();
+  const emit = (type, detail) => api.dispatchCustomEvent(type, detail);
+  for (const type of PACKAGE_EVENTS) {
+    // Registering also makes `api` deliver server-sent JSON events of these names.
+    api.addEventListener(type, (event) => store.dispatch({ type, data: event.detail }));
+  }
+  const scope = installCanvasScope({ api, store, tabs });
+  installQueueHook({
+    api,
+    names,
+    visibleWorkflowId: tabs.visibleId,
+    announce: (detail) => emit("parallel.queued", detail),
+    forget: (id) => store.remove(id),
+  });
+  const clientId = () => api.clientId ?? api.initialClientId ?? null;
+  const resync = () =>
+    syncJobs({ api, store, clientId: clientId(), dispatch: (d) => emit("parallel.snapshot", d) });
+  api.addEventListener("reconnected", resync);
+  installTitle({ doc: document, store, aggregate: aggregateProgress });
+  const stop = (prompt) =>
+    stopPrompt({ api, prompt, report: (detail) => emit("parallel.job", detail) });
+  let choice = null;
+  const host = createPanelHost({
+    app,
+    doc: document,
+    build: () => {
+      choice = createExecutorChoice({ tabs });
+      return createPanel({ store, api, tabs, names, stop, previews, header: choice.element });
+    },
+  });
+  setInterval(() => choice?.refresh(), 500); // follows tab switches
+  host.setEnabled(setting(SETTING_PANEL, true) !== false);
+  return { store, tabs, scope, host, resync, stop };
+}
+
+let runtime = null;
 
 app.registerExtension({
   name: EXTENSION_NAME,
+  settings: [
+    {
+      id: SETTING_PANEL,
+      category: ["Parallel Runs", "Panel", "Enabled"],
+      name: "Show the Parallel Runs panel (a sidebar tab listing every prompt)",
+      type: "boolean",
+      defaultValue: true,
+      onChange: (value) => runtime?.host.setEnabled(value !== false),
+    },
+    {
+      id: SETTING_CAP,
+      category: ["Parallel Runs", "History", "Cap"],
+      name: "Finished prompts kept in the panel",
+      type: "number",
+      defaultValue: 50,
+      attrs: { min: 0, max: 1000, step: 1 },
+      onChange: (value) => runtime?.store.setCap?.(Number(value)),
+    },
+  ],
   async setup() {
-    announce(await fetchHealth());
+    addStylesheet();
+    runtime = start();
+    const health = await fetchHealth();
+    await runtime.resync();
+    announce(health, runtime);
   },
 });

@@ -31,7 +31,7 @@ def test_switched_off_changes_nothing():
     assert health.features["scoped_progress_text"].enabled is False
     assert flags == {"supports_preview_metadata": True}
     assert server.send_progress_text == stock
-    assert [route.path for route in server.routes] == ["/parallel/health"]
+    assert [route.path for route in server.routes] == ["/parallel/health", "/parallel/jobs"]
 
 
 def test_on_by_default_and_installed_once():

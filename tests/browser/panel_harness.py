@@ -1,0 +1,144 @@
+"""Helpers for driving the Parallel Runs panel in a real ComfyUI page (Playwright, sync)."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from typing import Any
+
+# Before any page script: keep the runtime the extension announces (tests only).
+CAPTURE_RUNTIME = """window.addEventListener('parallel.ready',
+  (e) => { window.__parallelRuntime = e.detail.runtime; });"""
+
+# Record which canvas-painting events reached the frontend's own listeners, and which tab was
+# on screen when they did (a listener added after the stock ones sees what they see).
+WATCH_STOCK_LISTENERS = """async () => {
+  const { api } = await import('/scripts/api.js');
+  const rt = window.__parallelRuntime;
+  window.__parallelPainted = [];
+  const types = ['progress_state', 'executed', 'b_preview_with_metadata', 'progress',
+    'progress_text'];
+  for (const type of types) {
+    api.addEventListener(type, (e) => window.__parallelPainted.push({
+      type,
+      prompt_id: e.detail?.prompt_id ?? e.detail?.promptId ?? e.detail?.jobId ?? null,
+      visible: rt.tabs.visibleId(),
+      nodes: type === 'progress_state' ? Object.keys(e.detail?.nodes ?? {}).length : null,
+      text: type === 'progress_text' ? e.detail?.text : null,
+    }));
+  }
+  return true;
+}"""
+
+OPEN_PANEL = """async () => {
+  const { app } = await import('/scripts/app.js');
+  if (!document.querySelector('.parallel-runs-panel')) {
+    await app.extensionManager.command.execute('Workspace.ToggleSidebarTab.parallel-runs');
+  }
+  return !!document.querySelector('.parallel-runs-panel');
+}"""
+
+# Open `workflow` (UI format) in a new tab named `name` and queue it like the Queue button.
+LOAD_AND_QUEUE = """async ([workflow, name]) => {
+  const { app } = await import('/scripts/app.js');
+  await app.loadGraphData(workflow, true, true, name);
+  await app.queuePrompt(0, 1);
+  return window.__parallelRuntime.tabs.visibleId();
+}"""
+
+SWITCH_TAB = """async (name) => {
+  const { app } = await import('/scripts/app.js');
+  const wf = app.extensionManager.workflow.openWorkflows.find((w) => w.filename === name);
+  await app.loadGraphData(wf.activeState, true, true, wf);
+  window.__parallelRuntime.scope.check();
+  return window.__parallelRuntime.tabs.visibleId();
+}"""
+
+# The store's view of every prompt (plain JSON).
+PROMPTS = """() => window.__parallelRuntime.store.all().map((s) => ({
+  prompt_id: s.prompt_id, status: s.status, workflow_id: s.workflow_id, executor: s.executor,
+  outputs: s.outputs, progress_text: s.progress_text, error: s.error,
+}))"""
+
+# The panel's DOM, one entry per row.
+PANEL_ROWS = """() => [...document.querySelectorAll('.parallel-runs-row')].map((row) => ({
+  prompt_id: row.dataset.promptId,
+  status: row.dataset.status,
+  workflow_id: row.dataset.workflowId,
+  fraction: Number(row.querySelector('.parallel-runs-bar').dataset.fraction),
+  node: row.querySelector('.parallel-runs-node')?.textContent ?? null,
+  text: row.querySelector('.parallel-runs-text')?.textContent ?? null,
+  thumbs: [...row.querySelectorAll('img.parallel-runs-thumb:not(.parallel-runs-preview)')]
+    .map((img) => img.dataset.filename),
+  stop: !!row.querySelector('.parallel-runs-stop'),
+}))"""
+
+# What the visible canvas shows: outputs per node and node progress-text widgets.
+CANVAS = """async () => {
+  const { app } = await import('/scripts/app.js');
+  const graph = app.rootGraph ?? app.graph;
+  const texts = {};
+  for (const node of graph.nodes) {
+    const w = node.widgets?.find((w) => w.name === '$$node-text-preview');
+    if (w) texts[node.id] = w.value;
+  }
+  const images = {};
+  for (const [id, out] of Object.entries(app.nodeOutputs ?? {})) {
+    images[id] = (out?.images ?? []).map((i) => i.filename);
+  }
+  return { visible: window.__parallelRuntime.tabs.visibleId(), texts, images };
+}"""
+
+CLICK_STOP = """(id) => {
+  const row = document.querySelector(`.parallel-runs-row[data-prompt-id="${id}"]`);
+  row.querySelector('.parallel-runs-stop').click();
+  return true;
+}"""
+
+
+def ui_workflow(note: str, seconds: float, steps: int = 6) -> dict[str, Any]:
+    """A UI-format workflow: EmptyImage -> Slow Passthrough -> Progress Note -> Preview Image."""
+    color = random.randrange(0xFFFFFF)
+
+    def node(nid, kind, inputs, outputs, widgets, x):
+        return {
+            "id": nid,
+            "type": kind,
+            "pos": [x, 80],
+            "size": [260, 120],
+            "flags": {},
+            "order": nid - 1,
+            "mode": 0,
+            "inputs": inputs,
+            "outputs": outputs,
+            "properties": {},
+            "widgets_values": widgets,
+        }
+
+    def out(link):
+        return [{"name": "IMAGE", "type": "IMAGE", "links": [link]}]
+
+    def inp(name, link):
+        return [{"name": name, "type": "IMAGE", "link": link}]
+
+    return {
+        "id": str(uuid.uuid4()),
+        "revision": 0,
+        "last_node_id": 4,
+        "last_link_id": 3,
+        "nodes": [
+            node(1, "EmptyImage", [], out(1), [64, 64, 1, color], 20),
+            node(2, "ParallelRunsSlowPassthrough", inp("image", 1), out(2), [seconds, steps], 320),
+            node(3, "ParallelRunsProgressNote", inp("image", 2), out(3), [note], 620),
+            node(4, "PreviewImage", inp("images", 3), [], [], 920),
+        ],
+        "links": [
+            [1, 1, 0, 2, 0, "IMAGE"],
+            [2, 2, 0, 3, 0, "IMAGE"],
+            [3, 3, 0, 4, 0, "IMAGE"],
+        ],
+        "groups": [],
+        "config": {},
+        "extra": {},
+        "version": 0.4,
+    }

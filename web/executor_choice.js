@@ -1,0 +1,63 @@
+// Parallel Runs: per-workflow executor (Local / RunPod endpoint), kept in the workflow's own
+// extra data as `extra.parallel_runs = {executor, endpoint_id}` so it travels with the
+// workflow file. Never a key: the RunPod API key stays on the server.
+
+import { executorChoice } from "./queue_hook.js";
+
+function el(tag, attrs = {}, children = []) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "text") node.textContent = value;
+    else node.setAttribute(key, value);
+  }
+  node.append(...children);
+  return node;
+}
+
+/** A small form bound to the visible workflow; `refresh()` re-reads it after a tab switch. */
+export function createExecutorChoice({ tabs }) {
+  const select = el("select", { class: "parallel-runs-executor", title: "Where this workflow runs" }, [
+    el("option", { value: "local", text: "Local" }),
+    el("option", { value: "runpod", text: "RunPod" }),
+  ]);
+  const endpoint = el("input", {
+    class: "parallel-runs-endpoint",
+    placeholder: "endpoint id (server default)",
+    spellcheck: "false",
+    size: "14",
+  });
+  const root = el("div", { class: "parallel-runs-executor-choice" }, [
+    el("span", { text: "Run on" }),
+    select,
+    endpoint,
+  ]);
+
+  function read() {
+    return executorChoice({ extra: tabs.extra() ?? {} });
+  }
+
+  function write() {
+    const extra = tabs.extra();
+    if (!extra) return;
+    const id = endpoint.value.trim().replace(/[^A-Za-z0-9_-]/g, "");
+    extra.parallel_runs =
+      select.value === "runpod"
+        ? { executor: "runpod", ...(id ? { endpoint_id: id } : {}) }
+        : { executor: "local" };
+    tabs.markChanged();
+    refresh();
+  }
+
+  function refresh() {
+    const choice = read();
+    select.value = choice.executor;
+    if (document.activeElement !== endpoint) endpoint.value = choice.endpoint_id ?? "";
+    endpoint.hidden = choice.executor !== "runpod";
+    root.dataset.executor = choice.executor;
+  }
+
+  select.addEventListener("change", write);
+  endpoint.addEventListener("change", write);
+  refresh();
+  return { element: root, refresh, read };
+}

@@ -1,0 +1,143 @@
+// Parallel Runs: learn which workflow tab queued each prompt, and send RunPod-bound prompts to
+// the offload route.
+//
+// Why the fetch and not api.queuePrompt's result: the server may send execution_start before the
+// HTTP response arrives, so an id learnt from the response comes too late to scope the first
+// events. ComfyUI's POST /prompt accepts a client-chosen `prompt_id`; we add one to the request
+// that api.queuePrompt builds (all frontends build it the same way), record the prompt
+// (`parallel.queued`) before sending, and read the tab and executor from the queued workflow
+// itself (extra_pnginfo.workflow: its `id` and `extra.parallel_runs`), not from whatever tab is on
+// screen when the response lands.
+
+/** Comfy.org credentials the frontend adds to extra_data: never forwarded to a remote worker. */
+const LOCAL_ONLY_EXTRA = ["auth_token_comfy_org", "api_key_comfy_org"];
+export const OFFLOAD_ROUTE = "/parallel/offload/prompt";
+
+function uuid4() {
+  if (globalThis.crypto?.randomUUID) return globalThis.crypto.randomUUID();
+  const b = globalThis.crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/** The executor choice a workflow carries: {executor: "local"|"runpod", endpoint_id?}. */
+export function executorChoice(workflow) {
+  const choice = workflow?.extra?.parallel_runs;
+  if (choice?.executor !== "runpod") return { executor: "local" };
+  const endpoint = typeof choice.endpoint_id === "string" ? choice.endpoint_id.trim() : "";
+  return endpoint ? { executor: "runpod", endpoint_id: endpoint } : { executor: "runpod" };
+}
+
+/**
+ * Pure: how to send one POST /prompt body. Returns {route, body, record} where record is the
+ * parallel.queued detail (prompt_id filled in later for offloaded prompts).
+ */
+export function planQueue(body, fallbackWorkflowId) {
+  const workflow = body.extra_data?.extra_pnginfo?.workflow;
+  const choice = executorChoice(workflow);
+  const record = {
+    workflow_id: workflow?.id ? String(workflow.id) : fallbackWorkflowId,
+    client_id: body.client_id ?? null,
+    node_ids: Object.keys(body.prompt ?? {}),
+  };
+  if (choice.executor === "local") {
+    const prompt_id = body.prompt_id ?? uuid4();
+    return {
+      route: null,
+      body: { ...body, prompt_id },
+      record: { ...record, prompt_id, executor: "local" },
+    };
+  }
+  const extra = { ...(body.extra_data ?? {}) };
+  for (const key of LOCAL_ONLY_EXTRA) delete extra[key];
+  const offload = { prompt: body.prompt, client_id: body.client_id, extra_data: extra };
+  if (choice.endpoint_id) offload.endpoint_id = choice.endpoint_id;
+  return {
+    route: OFFLOAD_ROUTE,
+    body: offload,
+    record: { ...record, executor: `runpod:${choice.endpoint_id ?? ""}` },
+  };
+}
+
+/** Node class and title per node id of a queued prompt, for naming the node a prompt is on. */
+export function nodeNames(prompt) {
+  const names = {};
+  for (const [id, node] of Object.entries(prompt ?? {})) {
+    names[id] = node?._meta?.title ?? node?.class_type ?? id;
+  }
+  return names;
+}
+
+function isQueueRequest(route, options) {
+  const path = String(route).split("?")[0];
+  return (
+    (path === "/prompt" || path === "/api/prompt") &&
+    String(options?.method ?? "GET").toUpperCase() === "POST" &&
+    typeof options?.body === "string"
+  );
+}
+
+async function jsonError(response) {
+  const text = await response.text();
+  try {
+    JSON.parse(text);
+    return new Response(text, { status: response.status, headers: response.headers });
+  } catch {
+    const error = {
+      type: "offload_unavailable",
+      message: `Offload failed: HTTP ${response.status} ${text.slice(0, 200)}`.trim(),
+      details: "",
+    };
+    return Response.json({ error, node_errors: {} }, { status: response.status });
+  }
+}
+
+/**
+ * Wrap api.fetchApi. `announce(detail)` dispatches parallel.queued; `forget(id)` drops a prompt
+ * the server refused; `names` (Map) receives node names per prompt id.
+ */
+export function installQueueHook({ api, visibleWorkflowId, announce, forget, names }) {
+  const original = api.fetchApi;
+
+  async function send(route, options, plan) {
+    if (plan.route === null) {
+      names.set(plan.record.prompt_id, nodeNames(plan.body.prompt));
+      announce(plan.record);
+      const response = await original.call(api, route, { ...options, body: JSON.stringify(plan.body) });
+      if (!response.ok) forget(plan.record.prompt_id);
+      else {
+        const number = (await response.clone().json().catch(() => ({}))).number;
+        if (typeof number === "number") announce({ ...plan.record, number });
+      }
+      return response;
+    }
+    const response = await original.call(api, plan.route, {
+      ...options,
+      body: JSON.stringify(plan.body),
+    });
+    if (!response.ok) return jsonError(response);
+    const result = await response.clone().json();
+    names.set(result.prompt_id, nodeNames(plan.body.prompt));
+    announce({ ...plan.record, prompt_id: result.prompt_id, number: result.number });
+    return Response.json({ node_errors: {}, ...result }, { status: 200 });
+  }
+
+  async function fetchApi(route, options) {
+    if (!isQueueRequest(route, options)) return original.call(api, route, options);
+    let body;
+    try {
+      body = JSON.parse(options.body);
+    } catch {
+      return original.call(api, route, options);
+    }
+    if (!body || typeof body.prompt !== "object") return original.call(api, route, options);
+    return send(route, options, planQueue(body, visibleWorkflowId()));
+  }
+
+  api.fetchApi = fetchApi;
+  return () => {
+    if (api.fetchApi === fetchApi) api.fetchApi = original;
+  };
+}
