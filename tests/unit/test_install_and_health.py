@@ -37,11 +37,13 @@ def test_switched_off_changes_nothing():
 def test_on_by_default_and_installed_once():
     server, flags = BareServer(), {}
     first = install(server, "9.9.9", flags, env={})
+    routes_after_first = [route.path for route in server.routes]
     again = install(server, "9.9.9", flags, env={})
     assert again is first
     assert first.features["scoped_progress_text"] == Feature(enabled=True, detail="package")
     assert flags == {FEATURE_FLAG: True}
-    assert len(list(server.routes)) == 1
+    assert "/parallel/health" in routes_after_first
+    assert [route.path for route in server.routes] == routes_after_first  # nothing twice
 
 
 async def test_health_route_on_a_bare_application(aiohttp_client):
