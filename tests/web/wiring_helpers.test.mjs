@@ -1,0 +1,134 @@
+// The pure parts of the extension's wiring: queue routing, executor choice, title, panel
+// formatting and the per-tab output merge. The DOM and ComfyUI sides are covered by the
+// browser tests; these pin down the decisions those sides rely on.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { formatElapsed, outputImages } from "../../web/panel.js";
+import { executorChoice, nodeNames, OFFLOAD_ROUTE, planQueue } from "../../web/queue_hook.js";
+import { titleFor } from "../../web/title.js";
+import { mergeNodeOutput, workflowKey } from "../../web/workflow_tabs.js";
+
+function queueBody(extra = {}) {
+  return {
+    client_id: "client-1",
+    prompt: {
+      1: { class_type: "EmptyImage", inputs: {}, _meta: { title: "Blank" } },
+      2: { class_type: "SaveImage", inputs: {} },
+    },
+    extra_data: {
+      extra_pnginfo: { workflow: { id: "wf-a", extra } },
+      auth_token_comfy_org: "secret-token",
+      api_key_comfy_org: "secret-key",
+    },
+  };
+}
+
+test("executorChoice defaults to local and needs runpod spelled out", () => {
+  assert.deepEqual(executorChoice(undefined), { executor: "local" });
+  assert.deepEqual(executorChoice({ extra: {} }), { executor: "local" });
+  assert.deepEqual(executorChoice({ extra: { parallel_runs: { executor: "RunPod" } } }), {
+    executor: "local",
+  });
+  assert.deepEqual(
+    executorChoice({ extra: { parallel_runs: { executor: "runpod", endpoint_id: "  ep-1 " } } }),
+    { executor: "runpod", endpoint_id: "ep-1" },
+  );
+  assert.deepEqual(
+    executorChoice({ extra: { parallel_runs: { executor: "runpod", endpoint_id: 42 } } }),
+    { executor: "runpod" },
+  );
+});
+
+test("a local prompt keeps its route and gets a prompt id chosen before sending", () => {
+  const plan = planQueue(queueBody(), "fallback");
+  assert.equal(plan.route, null);
+  assert.match(plan.body.prompt_id, /^[0-9a-f-]{36}$/);
+  assert.equal(plan.record.prompt_id, plan.body.prompt_id);
+  assert.equal(plan.record.workflow_id, "wf-a");
+  assert.equal(plan.record.executor, "local");
+  assert.deepEqual(plan.record.node_ids, ["1", "2"]);
+  // the frontend's own body is passed on whole, credentials included (the local server needs them)
+  assert.equal(plan.body.extra_data.auth_token_comfy_org, "secret-token");
+  const kept = planQueue({ ...queueBody(), prompt_id: "given" }, "fallback");
+  assert.equal(kept.body.prompt_id, "given");
+});
+
+test("a RunPod prompt goes to the offload route without Comfy.org credentials", () => {
+  const plan = planQueue(
+    queueBody({ parallel_runs: { executor: "runpod", endpoint_id: "ep-9" } }),
+    "fallback",
+  );
+  assert.equal(plan.route, OFFLOAD_ROUTE);
+  assert.deepEqual(Object.keys(plan.body).sort(), [
+    "client_id",
+    "endpoint_id",
+    "extra_data",
+    "prompt",
+  ]);
+  assert.equal(plan.body.endpoint_id, "ep-9");
+  assert.equal("auth_token_comfy_org" in plan.body.extra_data, false);
+  assert.equal("api_key_comfy_org" in plan.body.extra_data, false);
+  assert.equal(plan.record.executor, "runpod:ep-9");
+  assert.equal(plan.record.prompt_id, undefined); // the server names offloaded prompts
+});
+
+test("a workflow without an id falls back to the visible tab's key", () => {
+  const body = queueBody();
+  delete body.extra_data.extra_pnginfo.workflow.id;
+  assert.equal(planQueue(body, "visible-tab").record.workflow_id, "visible-tab");
+});
+
+test("nodeNames prefers the title, then the class", () => {
+  assert.deepEqual(nodeNames(queueBody().prompt), { 1: "Blank", 2: "SaveImage" });
+  assert.deepEqual(nodeNames(undefined), {});
+});
+
+test("titleFor prefixes while prompts are in flight and restores the plain title", () => {
+  assert.equal(titleFor("ComfyUI", { running: 0, fraction: 0 }), "ComfyUI");
+  assert.equal(titleFor("ComfyUI", { running: 2, fraction: 0.456 }), "[2 running 46%] ComfyUI");
+  const queued = titleFor("ComfyUI", { running: 1, fraction: 0.5 }, 1);
+  assert.equal(queued, "[1 running +1 queued 50%] ComfyUI");
+  // re-applying never stacks prefixes; idle strips ours
+  assert.equal(titleFor(queued, { running: 1, fraction: 1 }), "[1 running 100%] ComfyUI");
+  assert.equal(titleFor(queued, { running: 0, fraction: 0 }), "ComfyUI");
+});
+
+test("formatElapsed reads as seconds, then minutes", () => {
+  assert.equal(formatElapsed(4200), "4.2 s");
+  assert.equal(formatElapsed(185_000), "3 min 05 s");
+  assert.equal(formatElapsed(-1), "");
+  assert.equal(formatElapsed(undefined), "");
+});
+
+test("outputImages lists every image of every node, skipping nameless entries", () => {
+  const images = outputImages({
+    4: { images: [{ filename: "a.png", subfolder: "", type: "output" }, { subfolder: "x" }] },
+    7: { text: ["not an image"] },
+    9: { images: [{ filename: "b.png", type: "temp" }] },
+  });
+  assert.deepEqual(
+    images.map((image) => [image.node, image.filename, image.type]),
+    [
+      ["4", "a.png", "output"],
+      ["9", "b.png", "temp"],
+    ],
+  );
+});
+
+test("mergeNodeOutput appends list outputs only when asked to merge", () => {
+  const first = { images: [{ filename: "1.png" }], text: "a" };
+  const next = { images: [{ filename: "2.png" }], text: "b" };
+  assert.equal(mergeNodeOutput(first, next, false), next);
+  assert.deepEqual(mergeNodeOutput(first, next, true), {
+    images: [{ filename: "1.png" }, { filename: "2.png" }],
+    text: "b",
+  });
+  assert.equal(mergeNodeOutput(undefined, next, true), next);
+});
+
+test("workflowKey names a tab by its graph id", () => {
+  assert.equal(workflowKey({ activeState: { id: "g-1" }, initialState: { id: "g-0" } }), "g-1");
+  assert.equal(workflowKey({ initialState: { id: "g-0" } }), "g-0");
+  assert.equal(workflowKey(null), null);
+});
