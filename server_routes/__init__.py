@@ -10,6 +10,7 @@ from aiohttp import web
 
 from .health import Feature, Health, health_routes
 from .jobs import JobSource, jobs_routes, local_jobs
+from .offload import attach_offload
 from .progress_scope import install_progress_scope
 from .settings import Settings
 
@@ -47,10 +48,21 @@ def install(
         return getattr(server, _INSTALLED)
     settings = Settings.from_env(env)
     progress_text = _progress_text_feature(server, settings, server_feature_flags)
-    health = Health(version=version, features={"scoped_progress_text": progress_text})
-    mount(health_routes(health), server.routes)
     job_sources: list[JobSource] = [local_jobs(server)]
+    offload = attach_offload(server, env)  # None outside ComfyUI (no folder_paths)
+    if offload is None:
+        offload_feature = Feature(enabled=False, detail="needs ComfyUI's folder_paths")
+    else:
+        offload_feature = Feature(enabled=True, detail="runpod")
+        job_sources.append(offload.jobs_source)
+    health = Health(
+        version=version,
+        features={"scoped_progress_text": progress_text, "offload": offload_feature},
+    )
+    mount(health_routes(health), server.routes)
     mount(jobs_routes(job_sources), server.routes)
+    if offload is not None:
+        mount(offload.routes, server.routes)
     setattr(server, _INSTALLED, health)
     log.info(
         "[parallel-runs] %s loaded: %s", version, {k: v.detail for k, v in health.features.items()}

@@ -1,0 +1,203 @@
+"""The offloaded jobs this ComfyUI knows about, persisted so a restart resumes them.
+
+One JSON file in ComfyUI's user directory, rewritten atomically (write + rename) shortly after
+status changes; many changes in a burst cost one write. A new job is written at once, before it
+is sent to RunPod. It maps our prompt id to the RunPod job id and keeps what the jobs list and
+a restarted relay need. It never holds the API key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .offload_config import write_private
+
+log = logging.getLogger(__name__)
+
+Status = Literal["queued", "running", "success", "error", "interrupted"]
+ACTIVE: frozenset[str] = frozenset({"queued", "running"})
+KEEP_FINISHED = 200
+
+
+class SavedFile(BaseModel):
+    """One output as ComfyUI's /view addresses it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    filename: str
+    subfolder: str
+    type: Literal["output"] = "output"
+
+
+class JobError(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str
+    message: str
+    node_id: str | None = None
+    node_type: str | None = None
+
+
+def _ms(seconds: float | None) -> int | None:
+    return None if seconds is None else int(seconds * 1000)
+
+
+class JobRecord(BaseModel):
+    """What we know about one offloaded prompt."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt_id: str
+    job_id: str | None = None  # None until RunPod accepted the job
+    endpoint_id: str
+    client_id: str | None = None
+    workflow_id: str | None = None
+    status: Status = "queued"
+    remote_status: str | None = None
+    created_at: float = Field(default_factory=time.time)
+    updated_at: float = Field(default_factory=time.time)
+    started_at: float | None = None
+    finished_at: float | None = None
+    node_types: dict[str, str] = Field(default_factory=dict)  # node id -> class_type
+    output_node: str | None = None  # where outputs without a node of their own are shown
+    outputs: dict[str, list[SavedFile]] = Field(default_factory=dict)
+    error: JobError | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def executor(self) -> str:
+        return f"runpod:{self.endpoint_id}"
+
+    def summary(self) -> dict[str, Any]:
+        """The JobSummary shape GET /parallel/jobs lists (times in ms since the epoch)."""
+        return {
+            "prompt_id": self.prompt_id,
+            "status": self.status,
+            "executor": self.executor,
+            "client_id": self.client_id,
+            "workflow_id": self.workflow_id,
+            "queued_at": _ms(self.created_at),
+            "started_at": _ms(self.started_at),
+            "finished_at": _ms(self.finished_at),
+            "error": self.error.model_dump() if self.error else None,
+            "outputs": {
+                node: {"images": [f.model_dump() for f in files]}
+                for node, files in self.outputs.items()
+            }
+            or None,
+        }
+
+
+class RegistryFile(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    version: Literal[1] = 1
+    jobs: list[JobRecord] = Field(default_factory=list)
+
+
+class JobRegistry:
+    """In-memory records with write-through persistence; single event loop, no locking."""
+
+    def __init__(
+        self, path: Path, keep_finished: int = KEEP_FINISHED, save_delay: float = 0.2
+    ) -> None:
+        self.path = Path(path)
+        self.keep_finished = keep_finished
+        self.save_delay = save_delay
+        self._jobs: dict[str, JobRecord] = {}
+        self._pending: asyncio.TimerHandle | None = None
+
+    def load(self) -> list[JobRecord]:
+        """Read the file (a damaged one is set aside, not fatal); returns the active records."""
+        try:
+            raw = self.path.read_text("utf-8")
+        except FileNotFoundError:
+            return []
+        try:
+            stored = RegistryFile.model_validate(json.loads(raw))
+        except (ValueError, ValidationError) as exc:
+            aside = self.path.with_suffix(f".damaged-{int(time.time())}")
+            self.path.replace(aside)
+            log.warning("[parallel-runs] job registry unreadable (%s); moved to %s", exc, aside)
+            return []
+        self._jobs = {job.prompt_id: job for job in stored.jobs}
+        return self.active()
+
+    def save(self) -> None:
+        """Write now (and cancel a pending deferred write)."""
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+        self._prune()
+        body = RegistryFile(jobs=list(self._jobs.values()))
+        write_private(self.path, body.model_dump_json(), durable=False)
+
+    def save_soon(self) -> None:
+        """Write within `save_delay` seconds, once for any number of changes until then."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.save()
+            return
+        if self._pending is None:
+            self._pending = loop.call_later(self.save_delay, self.save)
+
+    def flush(self) -> None:
+        """Write a pending change now (shutdown)."""
+        if self._pending is not None:
+            self.save()
+
+    def _prune(self) -> None:
+        finished = [job for job in self._jobs.values() if not job.active]
+        finished.sort(key=lambda job: job.updated_at)
+        for job in finished[: max(0, len(finished) - self.keep_finished)]:
+            del self._jobs[job.prompt_id]
+
+    def add(self, record: JobRecord) -> JobRecord:
+        if record.prompt_id in self._jobs:
+            raise KeyError(f"prompt id {record.prompt_id} already registered")
+        self._jobs[record.prompt_id] = record
+        self.save()
+        return record
+
+    def get(self, prompt_id: str) -> JobRecord | None:
+        return self._jobs.get(prompt_id)
+
+    def update(self, prompt_id: str, *, durable: bool = False, **changes: Any) -> JobRecord:
+        """Apply `changes` (validated) and persist soon (`durable`: before returning)."""
+        current = self._jobs[prompt_id]
+        record = JobRecord.model_validate(
+            {**current.model_dump(), **changes, "updated_at": time.time()}
+        )
+        self._jobs[prompt_id] = record
+        if durable:
+            self.save()
+        else:
+            self.save_soon()
+        return record
+
+    def remove(self, prompt_id: str) -> None:
+        if self._jobs.pop(prompt_id, None) is not None:
+            self.save()
+
+    def all(self) -> list[JobRecord]:
+        """Active first, then newest first."""
+        return sorted(self._jobs.values(), key=lambda j: (not j.active, -j.created_at))
+
+    def active(self) -> list[JobRecord]:
+        return [job for job in self.all() if job.active]
+
+    def summaries(self) -> Iterable[dict[str, Any]]:
+        """The jobs source for GET /parallel/jobs."""
+        return [job.summary() for job in self.all()]

@@ -1,0 +1,131 @@
+"""Wire the offload parts together for a PromptServer (or a test's bare application).
+
+`install_offload` builds the config, registry, output saver and relay, and returns the routes,
+a jobs source for GET /parallel/jobs and the start-up/shutdown context that opens the HTTP
+session, resumes unfinished jobs and cancels the follow tasks on shutdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from ..parallel_runs.runpod_client import RunpodClient
+from .job_registry import JobRegistry
+from .jobs import JobSummary
+from .offload_config import OffloadConfig, state_directory
+from .offload_routes import OffloadDeps, offload_routes
+from .output_files import OutputSaver
+from .relay import MissingApiKey, Relay, Send
+
+REGISTRY_FILE = "offload_jobs.json"
+
+
+@dataclass
+class _Session:
+    """The shared aiohttp session, open between start-up and shutdown."""
+
+    session: aiohttp.ClientSession | None = None
+
+
+@dataclass
+class Offload:
+    routes: web.RouteTableDef
+    jobs_source: Callable[[], list[JobSummary]]
+    cleanup_ctx: Callable[[web.Application], AsyncIterator[None]]
+    deps: OffloadDeps
+    _session: _Session = field(default_factory=_Session, repr=False)
+
+
+def _comfy_defaults() -> dict[str, Any]:
+    """ComfyUI's folders, node classes and --listen value (imported lazily: only in ComfyUI)."""
+    import folder_paths
+    from comfy.cli_args import args
+
+    import nodes
+
+    return {
+        "user_dir": Path(folder_paths.get_user_directory()),
+        "folders": {
+            "input": Path(folder_paths.get_input_directory()),
+            "output": Path(folder_paths.get_output_directory()),
+            "temp": Path(folder_paths.get_temp_directory()),
+        },
+        "node_classes": nodes.NODE_CLASS_MAPPINGS,
+        "listen": args.listen or "127.0.0.1",
+    }
+
+
+def install_offload(
+    server: Any,
+    *,
+    env: Mapping[str, str] | None = None,
+    user_dir: Path | None = None,
+    folders: Mapping[str, Path] | None = None,
+    node_classes: Mapping[str, Any] | None = None,
+    listen: str | None = None,
+    send: Send | None = None,
+    saver: OutputSaver | None = None,
+    relay_options: Mapping[str, Any] | None = None,
+    client_options: Mapping[str, Any] | None = None,
+) -> Offload:
+    """Everything offload needs; ComfyUI's own values are used for what is not given."""
+    if user_dir is None or folders is None or node_classes is None or listen is None:
+        defaults = _comfy_defaults()
+        user_dir = user_dir or defaults["user_dir"]
+        folders = folders or defaults["folders"]
+        node_classes = defaults["node_classes"] if node_classes is None else node_classes
+        listen = listen or defaults["listen"]
+    state = state_directory(user_dir)
+    config = OffloadConfig(state, env=env, listen=listen)
+    registry = JobRegistry(state / REGISTRY_FILE)
+    holder = _Session()
+
+    def clients() -> RunpodClient:
+        key = config.api_key()
+        if not key:
+            raise MissingApiKey()
+        if holder.session is None:
+            raise RuntimeError("offload is not started (no HTTP session)")
+        return RunpodClient(holder.session, key, config.base_url, **dict(client_options or {}))
+
+    relay = Relay(
+        registry,
+        saver or OutputSaver(Path(folders["output"])),
+        send or server.send_sync,
+        clients,
+        **dict(relay_options or {}),
+    )
+    deps = OffloadDeps(config, registry, relay, node_classes, folders)
+
+    async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
+        holder.session = aiohttp.ClientSession(trust_env=False)
+        try:
+            await relay.resume()
+            yield
+        finally:
+            await relay.close()
+            await holder.session.close()
+            holder.session = None
+
+    def jobs_source() -> list[JobSummary]:
+        return [JobSummary.model_validate(summary) for summary in registry.summaries()]
+
+    return Offload(offload_routes(deps), jobs_source, lifecycle, deps, holder)
+
+
+def attach_offload(server: Any, env: Mapping[str, str] | None = None) -> Offload | None:
+    """In ComfyUI: build offload and hook its start-up/shutdown into the server's app (not
+    frozen while custom nodes load). Outside ComfyUI (no folder_paths): None."""
+    try:
+        defaults = _comfy_defaults()
+    except ImportError:
+        return None
+    offload = install_offload(server, env=env, **defaults)
+    server.app.cleanup_ctx.append(offload.cleanup_ctx)
+    return offload

@@ -1,0 +1,192 @@
+"""Offload settings: which RunPod endpoint, where RunPod lives, and the API key.
+
+The key comes from `RUNPOD_API_KEY` or from a 0600 file in a "system user" folder of ComfyUI's
+user directory (`user/__parallel_runs/`, which ComfyUI never serves over HTTP); it is
+write-only through the routes (reads say whether it is set and its last four characters).
+The base URL is server-side configuration only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_BASE_URL = "https://api.runpod.ai/v2"
+KEY_ENV = "RUNPOD_API_KEY"
+BASE_URL_ENV = "RUNPOD_ENDPOINT_BASE_URL"
+ENDPOINT_ENV = "RUNPOD_ENDPOINT_ID"
+ALLOW_REMOTE_ENV = "PARALLEL_RUNS_ALLOW_REMOTE_OFFLOAD"
+ENDPOINT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+STATE_NAME = "parallel_runs"
+_TRUE = {"1", "true", "yes", "on"}
+
+
+class EnvKeyLocked(RuntimeError):
+    """The key comes from the environment, which the routes must not override."""
+
+
+def write_private(path: Path, text: str, durable: bool = True) -> None:
+    """Atomically replace `path` with `text`, readable by the owner only (0600).
+    `durable` also waits for the disk (fsync), which can take tens of milliseconds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        os.chmod(path.parent, 0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            if durable:
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def state_directory(user_dir: Path) -> Path:
+    """Where the package keeps its files: a "__" system-user folder, which ComfyUI's
+    /userdata routes refuse to serve (same as `folder_paths.get_system_user_directory`)."""
+    return Path(user_dir) / f"__{STATE_NAME}"
+
+
+def is_loopback_listen(listen: str) -> bool:
+    """True when every address ComfyUI listens on (`--listen`, comma-separated) is loopback."""
+    for raw in listen.split(","):
+        host = raw.strip().strip("[]")
+        if host == "localhost":
+            continue
+        try:
+            if not ipaddress.ip_address(host).is_loopback:
+                return False
+        except ValueError:
+            return False  # a host name we cannot judge: treat it as reachable from outside
+    return True
+
+
+class StoredConfig(BaseModel):
+    """The non-secret part, persisted as JSON next to the key file."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    endpoint_id: str | None = Field(default=None, pattern=ENDPOINT_ID_PATTERN)
+
+
+class ConfigView(BaseModel):
+    """What GET /parallel/offload/config answers: never the key itself."""
+
+    model_config = ConfigDict(frozen=True)
+
+    endpoint_id: str | None
+    base_url_is_default: bool
+    api_key_set: bool
+    api_key_last4: str | None
+    api_key_source: str | None  # "env" | "file" | None
+    allowed: bool
+    allowed_detail: str
+
+
+class OffloadConfig:
+    """Reads and writes the offload settings; holds no key in memory longer than asked."""
+
+    def __init__(
+        self, state_dir: Path, env: Mapping[str, str] | None = None, listen: str = "127.0.0.1"
+    ) -> None:
+        self._env = dict(os.environ if env is None else env)
+        self.folder = Path(state_dir)
+        self.key_path = self.folder / "runpod_api_key"
+        self.config_path = self.folder / "offload.json"
+        self.listen = listen
+
+    # -- where RunPod is
+    @property
+    def base_url(self) -> str:
+        return (self._env.get(BASE_URL_ENV) or "").strip().rstrip("/") or DEFAULT_BASE_URL
+
+    @property
+    def allowed(self) -> bool:
+        """Offload sends prompts and files out with our key: loopback-only unless opted in."""
+        if is_loopback_listen(self.listen):
+            return True
+        return (self._env.get(ALLOW_REMOTE_ENV) or "").strip().lower() in _TRUE
+
+    def allowed_detail(self) -> str:
+        if is_loopback_listen(self.listen):
+            return "ComfyUI listens on loopback only"
+        if self.allowed:
+            return f"ComfyUI listens on {self.listen}; allowed by {ALLOW_REMOTE_ENV}=1"
+        return (
+            f"offload is off because ComfyUI listens on {self.listen} (reachable from other "
+            f"machines, which could then spend your RunPod credit); start ComfyUI with "
+            f"--listen 127.0.0.1 or set {ALLOW_REMOTE_ENV}=1 in its environment"
+        )
+
+    # -- the endpoint
+    def stored(self) -> StoredConfig:
+        try:
+            return StoredConfig.model_validate(json.loads(self.config_path.read_text("utf-8")))
+        except (OSError, ValueError):
+            return StoredConfig()
+
+    @property
+    def endpoint_id(self) -> str | None:
+        stored = self.stored().endpoint_id
+        env = (self._env.get(ENDPOINT_ENV) or "").strip()
+        if stored:
+            return stored
+        return env if env and re.match(ENDPOINT_ID_PATTERN, env) else None
+
+    def set_endpoint_id(self, endpoint_id: str | None) -> None:
+        config = StoredConfig(endpoint_id=endpoint_id or None)
+        write_private(self.config_path, config.model_dump_json())
+
+    # -- the key
+    def api_key_source(self) -> str | None:
+        if (self._env.get(KEY_ENV) or "").strip():
+            return "env"
+        return "file" if self._read_key_file() else None
+
+    def api_key(self) -> str | None:
+        """The key to put in the Authorization header; None when none is configured."""
+        return (self._env.get(KEY_ENV) or "").strip() or self._read_key_file()
+
+    def _read_key_file(self) -> str | None:
+        try:
+            return self.key_path.read_text("utf-8").strip() or None
+        except OSError:
+            return None
+
+    def set_api_key(self, key: str | None) -> None:
+        """Store (or with None/"" delete) the key file; refused while the env var is set."""
+        if (self._env.get(KEY_ENV) or "").strip():
+            raise EnvKeyLocked(
+                f"the RunPod API key comes from {KEY_ENV} in ComfyUI's environment, which "
+                "takes precedence; unset it there to manage the key from the UI"
+            )
+        if key:
+            write_private(self.key_path, key.strip())
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                self.key_path.unlink()
+
+    def view(self) -> ConfigView:
+        key = self.api_key()
+        return ConfigView(
+            endpoint_id=self.endpoint_id,
+            base_url_is_default=self.base_url == DEFAULT_BASE_URL,
+            api_key_set=key is not None,
+            api_key_last4=key[-4:] if key and len(key) >= 12 else None,
+            api_key_source=self.api_key_source(),
+            allowed=self.allowed,
+            allowed_detail=self.allowed_detail(),
+        )

@@ -1,0 +1,307 @@
+"""`/parallel/offload/...`: queue a prompt on a RunPod endpoint, cancel it, list the offloaded
+jobs, and read/write the offload settings (the API key is write-only).
+
+Everything a request carries is validated before any network call; a refused request changes
+nothing. Errors answer `{"error": {"type", "message", "field"?}}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..parallel_runs.runpod_client import (
+    MAX_RUN_BYTES,
+    RunpodAuthError,
+    RunpodBadRequest,
+    RunpodError,
+    RunpodNotFound,
+    RunpodPayloadTooLarge,
+    RunpodRateLimited,
+)
+from .job_registry import JobRecord, JobRegistry
+from .offload_config import ENDPOINT_ID_PATTERN, EnvKeyLocked, OffloadConfig
+from .prompt_inputs import PromptInputError, attach_input_images
+from .relay import MissingApiKey, Relay, StillSubmitting
+
+NODE_ID_PATTERN = r"^[A-Za-z0-9_:.-]{1,64}$"
+IMAGE_OUTPUTS = ("SaveImage", "PreviewImage")
+
+
+class PromptNode(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    class_type: str = Field(min_length=1, max_length=200)
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    meta: dict[str, Any] | None = Field(default=None, alias="_meta")
+
+
+class OffloadPrompt(BaseModel):
+    """POST /parallel/offload/prompt."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: dict[str, PromptNode] = Field(min_length=1, max_length=5000)
+    client_id: str = Field(min_length=1, max_length=200)
+    endpoint_id: str | None = Field(default=None, pattern=ENDPOINT_ID_PATTERN)
+    extra_data: dict[str, Any] | None = None
+
+
+class CancelRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt_id: str = Field(min_length=1, max_length=200)
+
+
+class ConfigUpdate(BaseModel):
+    """POST /parallel/offload/config; `""` clears a value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    endpoint_id: str | None = Field(default=None, pattern=ENDPOINT_ID_PATTERN + "|^$")
+    api_key: str | None = Field(default=None, max_length=512, pattern=r"^[\x21-\x7e]*$")
+
+
+@dataclass(frozen=True)
+class OffloadDeps:
+    """What the routes need; built by `offload.install_offload`, or by tests."""
+
+    config: OffloadConfig
+    registry: JobRegistry
+    relay: Relay
+    node_classes: Mapping[str, Any]  # ComfyUI's nodes.NODE_CLASS_MAPPINGS (filled in place)
+    folders: Mapping[str, Path]  # "input" / "output" / "temp"
+
+
+class RequestError(Exception):
+    """An answer other than 200, with the error body the UI shows."""
+
+    def __init__(self, status: int, kind: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.kind, self.message, self.field = status, kind, message, field
+
+    def response(self) -> web.Response:
+        error = {"type": self.kind, "message": self.message}
+        if self.field is not None:
+            error["field"] = self.field
+        return web.json_response({"error": error}, status=self.status)
+
+
+def _first_validation_error(exc: ValidationError) -> RequestError:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return RequestError(400, "invalid_request", f"{where or 'body'}: {first['msg']}", where)
+
+
+async def _body(request: web.Request, model: type[BaseModel]) -> Any:
+    try:
+        raw = await request.json()
+    except ValueError as exc:
+        raise RequestError(400, "invalid_json", f"the body is not JSON: {exc}") from None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise _first_validation_error(exc) from None
+
+
+def check_prompt(prompt: Mapping[str, PromptNode], node_classes: Mapping[str, Any]) -> str | None:
+    """Node ids, known node types and links; returns the node that shows image outputs."""
+    outputs: list[str] = []
+    for node_id, node in prompt.items():
+        field = f"prompt.{node_id}"
+        if not re.match(NODE_ID_PATTERN, node_id):
+            raise RequestError(400, "invalid_prompt", f"bad node id {node_id!r}", field)
+        cls = node_classes.get(node.class_type)
+        if cls is None:
+            raise RequestError(
+                400,
+                "unknown_node",
+                f"node {node_id}: node type {node.class_type!r} is not installed on this ComfyUI",
+                f"{field}.class_type",
+            )
+        for name, value in node.inputs.items():
+            link = isinstance(value, list) and len(value) == 2 and isinstance(value[1], int)
+            if link and str(value[0]) not in prompt:
+                raise RequestError(
+                    400,
+                    "invalid_prompt",
+                    f"node {node_id}: input {name!r} is linked to "
+                    f"node {value[0]!r}, which is not in the prompt",
+                    f"{field}.inputs.{name}",
+                )
+        if getattr(cls, "OUTPUT_NODE", False):
+            outputs.append(node_id)
+    if not outputs:
+        raise RequestError(400, "no_output", "the prompt has no output node (such as SaveImage)")
+    images = [n for n in outputs if prompt[n].class_type in IMAGE_OUTPUTS]
+    return (images or outputs)[0]
+
+
+def _workflow_id(extra_data: Mapping[str, Any] | None) -> str | None:
+    workflow = ((extra_data or {}).get("extra_pnginfo") or {}).get("workflow") or {}
+    value = workflow.get("id") if isinstance(workflow, Mapping) else None
+    return str(value) if value is not None else None
+
+
+def runpod_failure(exc: RunpodError) -> RequestError:
+    """What a RunPod error means to the user of the ComfyUI UI."""
+    if isinstance(exc, RunpodAuthError):
+        return RequestError(
+            401,
+            "auth",
+            f"{exc.message} (HTTP {exc.status}): check "
+            "RUNPOD_API_KEY or the key in the Parallel Runs settings",
+        )
+    if isinstance(exc, RunpodNotFound):
+        return RequestError(
+            400,
+            "unknown_endpoint",
+            "RunPod does not know this endpoint (or the key cannot see it): check the endpoint id",
+            "endpoint_id",
+        )
+    if isinstance(exc, RunpodPayloadTooLarge):
+        return RequestError(413, "payload_too_large", exc.message)
+    if isinstance(exc, RunpodRateLimited):
+        return RequestError(429, "rate_limited", f"{exc.message}; try again in a moment")
+    if isinstance(exc, RunpodBadRequest):
+        return RequestError(400, "runpod_bad_request", exc.message)
+    return RequestError(502, "runpod_unavailable", f"{exc.message}; try again later")
+
+
+def _job_input(body: OffloadPrompt, deps: OffloadDeps) -> dict[str, Any]:
+    prompt = {
+        node_id: node.model_dump(by_alias=True, exclude_none=True)
+        for node_id, node in body.prompt.items()
+    }
+    try:
+        attached = attach_input_images(prompt, deps.folders)
+    except PromptInputError as exc:
+        raise RequestError(400, "missing_input", str(exc), f"prompt.{exc.node_id}.inputs") from None
+    job_input: dict[str, Any] = {"workflow": attached.prompt}
+    if attached.images:
+        job_input["images"] = attached.images
+    size = len(json.dumps({"input": job_input}, separators=(",", ":")).encode())
+    if size > MAX_RUN_BYTES:
+        raise RequestError(
+            413,
+            "payload_too_large",
+            f"the prompt with its {len(attached.images)} input file(s) "
+            f"is {size / 1e6:.1f} MB; RunPod accepts at most {MAX_RUN_BYTES / 1e6:.1f} MB per "
+            "job: use smaller input images",
+        )
+    return job_input
+
+
+async def submit_prompt(body: OffloadPrompt, deps: OffloadDeps) -> JobRecord:
+    """Validate everything, then hand the job to the relay. Raises RequestError."""
+    if not deps.config.allowed:
+        raise RequestError(409, "offload_refused", deps.config.allowed_detail())
+    endpoint_id = body.endpoint_id or deps.config.endpoint_id
+    if not endpoint_id:
+        raise RequestError(
+            400,
+            "no_endpoint",
+            "no RunPod endpoint is chosen: set the endpoint id in the Parallel Runs settings",
+            "endpoint_id",
+        )
+    key = deps.config.api_key()
+    if not key:
+        raise RequestError(400, "missing_api_key", str(MissingApiKey()))
+    output_node = check_prompt(body.prompt, deps.node_classes)
+    if key in body.model_dump_json():
+        raise RequestError(
+            400,
+            "secret_in_request",
+            "the request contains the RunPod API key; "
+            "remove it from the workflow (it would reach the worker and PNGs)",
+        )
+    job_input = await asyncio.to_thread(_job_input, body, deps)
+    record = JobRecord(
+        prompt_id=str(uuid.uuid4()),
+        endpoint_id=endpoint_id,
+        client_id=body.client_id,
+        workflow_id=_workflow_id(body.extra_data),
+        node_types={nid: node.class_type for nid, node in body.prompt.items()},
+        output_node=output_node,
+    )
+    try:
+        return await deps.relay.submit(record, job_input)
+    except MissingApiKey as exc:
+        raise RequestError(400, "missing_api_key", str(exc)) from None
+    except RunpodError as exc:
+        raise runpod_failure(exc) from None
+
+
+def offload_routes(deps: OffloadDeps) -> web.RouteTableDef:
+    routes = web.RouteTableDef()
+
+    @routes.post("/parallel/offload/prompt")
+    async def post_prompt(request: web.Request) -> web.Response:
+        try:
+            record = await submit_prompt(await _body(request, OffloadPrompt), deps)
+        except RequestError as exc:
+            return exc.response()
+        return web.json_response({"prompt_id": record.prompt_id})
+
+    @routes.post("/parallel/offload/cancel")
+    async def post_cancel(request: web.Request) -> web.Response:
+        try:
+            body = await _body(request, CancelRequest)
+            record = await deps.relay.cancel(body.prompt_id)
+        except RequestError as exc:
+            return exc.response()
+        except KeyError:
+            return RequestError(
+                404, "unknown_prompt", "no offloaded prompt has this id", "prompt_id"
+            ).response()
+        except StillSubmitting:
+            return RequestError(
+                409, "submitting", "the prompt is still being submitted; cancel again in a moment"
+            ).response()
+        except MissingApiKey as exc:
+            return RequestError(400, "missing_api_key", str(exc)).response()
+        except RunpodError as exc:
+            return runpod_failure(exc).response()
+        return web.json_response({"prompt_id": record.prompt_id, "status": record.status})
+
+    @routes.get("/parallel/offload/jobs")
+    async def get_jobs(_request: web.Request) -> web.Response:
+        jobs = [
+            {
+                **r.summary(),
+                "job_id": r.job_id,
+                "endpoint_id": r.endpoint_id,
+                "remote_status": r.remote_status,
+            }
+            for r in deps.registry.all()
+        ]
+        return web.json_response({"jobs": jobs})
+
+    @routes.get("/parallel/offload/config")
+    async def get_config(_request: web.Request) -> web.Response:
+        return web.json_response(deps.config.view().model_dump())
+
+    @routes.post("/parallel/offload/config")
+    async def post_config(request: web.Request) -> web.Response:
+        try:
+            body: ConfigUpdate = await _body(request, ConfigUpdate)
+            if body.api_key is not None:
+                deps.config.set_api_key(body.api_key)
+            if body.endpoint_id is not None:
+                deps.config.set_endpoint_id(body.endpoint_id)
+        except RequestError as exc:
+            return exc.response()
+        except EnvKeyLocked as exc:
+            return RequestError(409, "key_from_env", str(exc), "api_key").response()
+        return web.json_response(deps.config.view().model_dump())
+
+    return routes

@@ -1,0 +1,506 @@
+"""Follow offloaded RunPod jobs and replay them into ComfyUI's websocket as if they ran here.
+
+One asyncio task per job polls `/status` on an adaptive schedule (`poll_planner`), turns the
+worker's progress dicts into ComfyUI's own events (`relay_events`) for the prompt's client,
+saves the result files into the output folder (whether or not a browser listens) and records
+every status change in the job registry, so a restarted ComfyUI picks the jobs up again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..parallel_runs.runpod_client import (
+    RunpodAuthError,
+    RunpodClient,
+    RunpodError,
+    RunpodNotFound,
+    RunpodRateLimited,
+    RunpodServerError,
+)
+from ..parallel_runs.runpod_models import JobStatus
+from .job_registry import JobError, JobRecord, JobRegistry, SavedFile
+from .output_files import OutputSaver
+from .poll_planner import EndpointStats, PollPlanner
+from .relay_events import Event, EventMapper, worker_error_text
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[str, dict[str, Any], "str | None"], None]
+ClientProvider = Callable[[], RunpodClient]
+OUTPUT_FOLDER = "parallel-runs"
+RESULT_RETENTION = 30 * 60  # RunPod keeps /run results this long after the job ends
+
+
+class MissingApiKey(RuntimeError):
+    """No RunPod API key is configured; raised before any request."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "no RunPod API key is configured: set RUNPOD_API_KEY in ComfyUI's environment "
+            "or enter the key in the Parallel Runs settings"
+        )
+
+
+class StillSubmitting(RuntimeError):
+    """Cancel arrived before RunPod returned the job id."""
+
+
+@dataclass
+class _Follow:
+    record: JobRecord
+    mapper: EventMapper
+    planner: PollPlanner = field(default_factory=PollPlanner)
+    running_since: float | None = None
+    last_poll: float | None = None  # or the submission time, before the first poll
+    node_since: dict[str, float] = field(default_factory=dict)  # progress node -> first seen
+    seen: tuple[str | None, float | None, float] | None = None  # node, fraction, when reached
+    finishing: bool = False
+    task: asyncio.Task[None] | None = None
+
+
+# --------------------------------------------------------------------------- the relay
+
+
+class Relay:
+    """Owns the follow tasks; `close()` cancels them (records stay active for a resume)."""
+
+    def __init__(
+        self,
+        registry: JobRegistry,
+        saver: OutputSaver,
+        send: Send,
+        clients: ClientProvider,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        planner: Callable[..., PollPlanner] = PollPlanner,
+        give_up_after: float = RESULT_RETENTION,
+    ) -> None:
+        self.registry = registry
+        self.saver = saver
+        self._send = send
+        self._clients = clients
+        self._clock = clock
+        self._planner = planner
+        self._give_up_after = give_up_after
+        self._follows: dict[str, _Follow] = {}
+        self._stats: dict[str, EndpointStats] = {}
+        self._wake: dict[str, asyncio.Event] = {}
+        self.polls = 0  # status requests made, for benchmarks
+
+    # ------------------------------------------------------------------ events
+
+    def _emit(self, record: JobRecord, events: list[Event]) -> None:
+        for event, data in events:
+            self._send(event, data, record.client_id)
+
+    def announce(self, record: JobRecord) -> None:
+        """`parallel.job`: the package's own status event for an offloaded prompt."""
+        data: dict[str, Any] = {
+            "prompt_id": record.prompt_id,
+            "status": record.status,
+            "executor": record.executor,
+            "remote_status": record.remote_status,
+        }
+        if record.error is not None:
+            data["error"] = record.error.model_dump()
+        self._send("parallel.job", data, record.client_id)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def submit(self, record: JobRecord, job_input: dict[str, Any]) -> JobRecord:
+        """Register, send `/run`, start following. RunPod's refusals leave no record behind."""
+        client = self._clients()
+        self.registry.add(record)
+        try:
+            status = await client.run(record.endpoint_id, job_input)
+        except RunpodError as exc:
+            if exc.status == 0:  # the request may have reached RunPod: keep a trace
+                self._fail(
+                    record,
+                    "submit_uncertain",
+                    f"{exc.message}; the job may exist on "
+                    "RunPod without being followed: check the endpoint's requests there",
+                )
+            else:
+                self.registry.remove(record.prompt_id)
+            raise
+        except BaseException:
+            self.registry.remove(record.prompt_id)
+            raise
+        record = self.registry.update(  # the one mapping a restart cannot do without
+            record.prompt_id, durable=True, job_id=status.id, remote_status=status.status
+        )
+        self.announce(record)
+        self.follow(record)
+        return record
+
+    def follow(self, record: JobRecord) -> None:
+        if record.prompt_id in self._follows:
+            return
+        mapper = EventMapper(record.prompt_id, record.node_types)
+        follow = _Follow(record, mapper, self._planner(started=self._clock()))
+        follow.last_poll = follow.planner.started
+        if record.status == "running":
+            follow.mapper.started = True  # a resumed job: the UI already saw it start
+            follow.running_since = self._clock()
+        self._follows[record.prompt_id] = follow
+        follow.task = asyncio.get_running_loop().create_task(
+            self._run(follow), name=f"parallel-runs-relay-{record.prompt_id}"
+        )
+
+    async def resume(self) -> int:
+        """Follow again what the registry says is still queued/running; returns how many."""
+        count = 0
+        for record in self.registry.load():
+            if record.job_id is None:
+                self._fail(
+                    record,
+                    "submit_interrupted",
+                    "ComfyUI stopped while submitting this "
+                    "prompt to RunPod; it may have run there without being followed",
+                )
+                continue
+            self.follow(record)
+            count += 1
+        return count
+
+    async def close(self) -> None:
+        tasks = [f.task for f in self._follows.values() if f.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._follows.clear()
+        self.registry.flush()
+
+    async def wait(self, prompt_id: str) -> JobRecord | None:
+        """Until the job's follow task ends (tests and benchmarks)."""
+        follow = self._follows.get(prompt_id)
+        if follow is not None and follow.task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(follow.task)
+        return self.registry.get(prompt_id)
+
+    def following(self) -> list[str]:
+        return list(self._follows)
+
+    # ------------------------------------------------------------------ cancel
+
+    async def cancel(self, prompt_id: str) -> JobRecord:
+        """Ask RunPod to cancel, then report the prompt interrupted (unless it just finished)."""
+        record = self.registry.get(prompt_id)
+        if record is None:
+            raise KeyError(prompt_id)
+        if not record.active:
+            return record
+        if record.job_id is None:
+            raise StillSubmitting(prompt_id)
+        try:
+            status: JobStatus | None = await self._clients().cancel(
+                record.endpoint_id, record.job_id
+            )
+        except RunpodNotFound:
+            status = None  # gone on RunPod's side: nothing left to stop
+        follow = self._follows.get(prompt_id)
+        if status is not None and status.status == "COMPLETED":
+            self._nudge(record.endpoint_id)  # the follower collects the result
+            return record
+        if follow is not None and follow.finishing:
+            return record
+        if follow is not None and follow.task is not None:
+            follow.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follow.task
+        self._follows.pop(prompt_id, None)
+        mapper = follow.mapper if follow else EventMapper(prompt_id, record.node_types)
+        return self._interrupted(record, mapper, "cancelled from ComfyUI")
+
+    # ------------------------------------------------------------------ the follow loop
+
+    def _stats_for(self, endpoint: str) -> EndpointStats:
+        return self._stats.setdefault(endpoint, EndpointStats())
+
+    def _nudge(self, endpoint: str) -> None:
+        """Wake the endpoint's sleeping followers so they re-plan with fresh knowledge."""
+        event = self._wake.pop(endpoint, None)
+        if event is not None:
+            event.set()
+
+    async def _sleep(self, endpoint: str, seconds: float) -> bool:
+        """Sleep, or return True early when a sibling job finished (a hint to re-plan)."""
+        event = self._wake.setdefault(endpoint, asyncio.Event())
+        try:
+            await asyncio.wait_for(event.wait(), max(seconds, 0.0))
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    def _remaining(self, follow: _Follow, now: float) -> tuple[float | None, float, bool]:
+        """Expected seconds until the job ends, how long past that to keep polling fast, and
+        whether the endpoint's recent jobs (rather than a progress bar) predicted it."""
+        if follow.running_since is None:
+            return None, 1.0, False
+        elapsed = now - follow.running_since
+        guesses = []
+        if follow.seen is not None and follow.seen[0] is not None and follow.seen[1]:
+            node, fraction, reached = follow.seen
+            since = follow.node_since.get(node)
+            if since is not None and fraction >= 0.05 and reached > since:
+                # the bar moved `fraction` in `reached - since`: it ends at that pace
+                ends = reached + (reached - since) * (1.0 - fraction) / fraction
+                guesses.append(ends - now)
+        estimate = self._stats_for(follow.record.endpoint_id).estimate
+        overdue = max(1.0, 0.5 * (estimate or 0.0))
+        if estimate is not None:  # recent jobs of this endpoint predict best
+            return estimate - elapsed, overdue, True
+        return (guesses[0] if guesses else None), overdue, False
+
+    async def _run(self, follow: _Follow) -> None:
+        try:
+            await self._loop(follow)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug must not leave the job looking alive forever
+            log.exception("[parallel-runs] relay failed for %s", follow.record.prompt_id)
+            self._fail(follow.record, "relay_error", f"internal error while following: {exc}")
+        finally:
+            if self._follows.get(follow.record.prompt_id) is follow:
+                del self._follows[follow.record.prompt_id]
+
+    async def _loop(self, follow: _Follow) -> None:
+        record = follow.record
+        failing_since: float | None = None
+        backoff = 0.0
+        while True:
+            now = self._clock()
+            remaining, overdue, learned = self._remaining(follow, now)
+            planned = follow.planner.delay(now, record.remote_status, remaining, overdue, learned)
+            delay = max(planned, backoff)
+            if await self._sleep(record.endpoint_id, delay):
+                continue
+            now = self._clock()
+            follow.planner.spend(now)
+            self.polls += 1
+            try:
+                status = await self._clients().status(record.endpoint_id, record.job_id or "")
+            except RunpodNotFound:
+                self._fail(
+                    record,
+                    "expired",
+                    f"RunPod no longer knows job {record.job_id} on "
+                    f"endpoint {record.endpoint_id}: results are kept only 30 minutes "
+                    "after a job ends (or the job was purged). Queue the prompt again.",
+                    follow.mapper,
+                )
+                return
+            except RunpodAuthError as exc:
+                self._fail(
+                    record,
+                    "auth",
+                    f"{exc.message} while following job {record.job_id}"
+                    ": check RUNPOD_API_KEY or the key in the Parallel Runs settings "
+                    "(the job may still run on RunPod)",
+                    follow.mapper,
+                )
+                return
+            except MissingApiKey as exc:
+                self._fail(record, "missing_api_key", str(exc), follow.mapper)
+                return
+            except (RunpodRateLimited, RunpodServerError) as exc:
+                failing_since = failing_since or now
+                if now - failing_since > self._give_up_after:
+                    self._fail(
+                        record,
+                        "unreachable",
+                        f"gave up following job {record.job_id}: {exc.message}",
+                        follow.mapper,
+                    )
+                    return
+                backoff = min(max(backoff * 2, 1.0), 30.0)
+                log.warning("[parallel-runs] %s: %s (retrying)", record.prompt_id, exc.message)
+                continue
+            except RunpodError as exc:
+                self._fail(record, "runpod_error", exc.message, follow.mapper)
+                return
+            failing_since, backoff = None, 0.0
+            record = follow.record = await self._apply(follow, status, previous=follow.last_poll)
+            follow.last_poll = now
+            if status.is_final:
+                return
+
+    async def _apply(self, follow: _Follow, status: JobStatus, previous: float | None) -> JobRecord:
+        record, mapper = follow.record, follow.mapper
+        now = self._clock()
+        if status.status in ("IN_PROGRESS", "COMPLETED") and follow.running_since is None:
+            # it started after the previous poll (or the submission): assume as early as that,
+            # so predictions err towards polling early (a request) rather than late (latency)
+            follow.running_since = now if previous is None else previous
+        if status.status == "IN_PROGRESS":
+            if record.status == "queued" or record.remote_status != status.status:
+                record = self.registry.update(
+                    record.prompt_id,
+                    status="running",
+                    remote_status=status.status,
+                    started_at=record.started_at or time.time(),
+                )
+                self.announce(record)
+            self._emit(record, mapper.start() + mapper.progress(status.output))
+            node, between = mapper.progress_node, now if previous is None else (previous + now) / 2
+            if node is not None and node not in follow.node_since:
+                # the first bar starts with the job; later ones between two polls
+                first = not follow.node_since
+                follow.node_since[node] = follow.running_since if first else between
+            if follow.seen is None or follow.seen[:2] != (node, mapper.node_fraction):
+                follow.seen = (node, mapper.node_fraction, between)
+            return record
+        if status.status == "IN_QUEUE":
+            if record.remote_status != status.status:
+                record = self.registry.update(record.prompt_id, remote_status=status.status)
+                self.announce(record)
+            return record
+        self._learn(follow, status, now)
+        follow.finishing = True
+        if status.status == "COMPLETED":
+            return await self._completed(record, mapper, status)
+        if status.status == "CANCELLED":
+            return self._interrupted(record, mapper, "cancelled on RunPod")
+        kind, message = worker_error_text(status.error)
+        if status.status == "TIMED_OUT":
+            kind, message = (
+                "TimedOut",
+                (
+                    f"RunPod stopped job {status.id} at the endpoint's execution timeout; raise "
+                    "the timeout in the endpoint settings or make the workflow lighter"
+                ),
+            )
+        return self._fail(record, kind, f"RunPod job failed: {message}", mapper, status.status)
+
+    def _learn(self, follow: _Follow, status: JobStatus, now: float) -> None:
+        """Update the endpoint's execution time; siblings re-plan if it moved noticeably."""
+        seconds = status.executionTime / 1000 if status.executionTime else None
+        if seconds is None and follow.running_since is not None:
+            seconds = now - follow.running_since
+        if not seconds or status.status != "COMPLETED":
+            return
+        stats = self._stats_for(follow.record.endpoint_id)
+        before = stats.estimate
+        stats.observe(seconds)
+        if before is None or abs(stats.estimate - before) > 0.1 * before:
+            self._nudge(follow.record.endpoint_id)
+
+    # ------------------------------------------------------------------ endings
+
+    async def _completed(
+        self, record: JobRecord, mapper: EventMapper, status: JobStatus
+    ) -> JobRecord:
+        output = status.output
+        if output is None or output == {}:
+            return self._fail(
+                record,
+                "no_output",
+                f"RunPod job {status.id} completed without "
+                "any output: make sure the workflow has an output node such as "
+                "SaveImage, and check the worker's log on RunPod",
+                mapper,
+                status.status,
+            )
+        if not isinstance(output, Mapping) or not isinstance(output.get("images", []), list):
+            return self._fail(
+                record,
+                "bad_output",
+                f"RunPod job {status.id} returned an output "
+                "this package does not understand (expected {'images': [...]}); "
+                "is the endpoint running a ComfyUI worker?",
+                mapper,
+                status.status,
+            )
+        images = output.get("images") or []
+        if output.get("error") and not images:
+            return self._fail(
+                record,
+                "worker_error",
+                f"the worker reported: {output['error']}",
+                mapper,
+                status.status,
+            )
+        subfolder = f"{OUTPUT_FOLDER}/{record.prompt_id}"
+        report = await asyncio.to_thread(self.saver.save_images, subfolder, images)
+        outputs: dict[str, list[SavedFile]] = {}
+        for index, saved in zip(report.sources, report.saved, strict=True):
+            node = _node_of(images[index], record)
+            outputs.setdefault(node, []).append(SavedFile.model_validate(saved))
+        warnings = [str(e)[:500] for e in output.get("errors") or []][:10]
+        record = self.registry.update(record.prompt_id, outputs=outputs)
+        self._emit(record, mapper.start() + mapper.executed(outputs))
+        if report.refused or (warnings and not report.saved):
+            problems = report.refused + warnings
+            kept = f"{len(report.saved)} file(s) saved in output/{subfolder}; " if outputs else ""
+            return self._fail(
+                record,
+                "result_refused",
+                f"{kept}{len(problems)} problem(s) with "
+                f"the result of job {status.id}: " + "; ".join(problems[:5]),
+                mapper,
+                status.status,
+            )
+        if warnings:
+            log.warning("[parallel-runs] %s: worker warnings: %s", record.prompt_id, warnings)
+        record = self.registry.update(
+            record.prompt_id,
+            status="success",
+            remote_status=status.status,
+            finished_at=time.time(),
+            error=None,
+        )
+        self.announce(record)  # before the final ComfyUI event, after which clients may stop
+        self._emit(record, mapper.success())
+        return record
+
+    def _fail(
+        self,
+        record: JobRecord,
+        kind: str,
+        message: str,
+        mapper: EventMapper | None = None,
+        remote: str | None = None,
+    ) -> JobRecord:
+        error = JobError(type=kind, message=message)
+        current = self.registry.get(record.prompt_id) or record
+        record = self.registry.update(
+            record.prompt_id,
+            status="error",
+            error=error,
+            finished_at=time.time(),
+            remote_status=remote or current.remote_status,
+        )
+        log.warning("[parallel-runs] offloaded prompt %s: %s", record.prompt_id, message)
+        mapper = mapper or EventMapper(record.prompt_id, record.node_types)
+        self.announce(record)
+        self._emit(record, mapper.error(error))
+        return record
+
+    def _interrupted(self, record: JobRecord, mapper: EventMapper, why: str) -> JobRecord:
+        record = self.registry.update(
+            record.prompt_id,
+            status="interrupted",
+            remote_status="CANCELLED",
+            finished_at=time.time(),
+        )
+        log.info("[parallel-runs] offloaded prompt %s %s", record.prompt_id, why)
+        self.announce(record)
+        self._emit(record, mapper.interrupted())
+        return record
+
+
+def _node_of(image: Any, record: JobRecord) -> str:
+    """The node an output belongs to: the worker may say so, else the prompt's output node."""
+    node = image.get("node") if isinstance(image, Mapping) else None
+    if isinstance(node, str) and node in record.node_types:
+        return node
+    return record.output_node or next(iter(record.node_types), "0")

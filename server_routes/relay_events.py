@@ -1,0 +1,199 @@
+"""ComfyUI websocket events for a job that runs elsewhere (pure: no I/O, no clock but the
+event timestamps). The relay feeds it the worker's progress dicts and the job's ending."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..parallel_runs.runpod_models import WorkerProgress
+from .job_registry import JobError, SavedFile
+
+Event = tuple[str, dict[str, Any]]
+
+
+def _ts() -> int:
+    return int(time.time() * 1000)
+
+
+def worker_error_text(raw: str | None) -> tuple[str, str]:
+    """(type, message) from RunPod's error field, which the SDK fills with a JSON document."""
+    if not raw:
+        return "RemoteError", "the worker reported a failure without details"
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        return "RemoteError", raw[:2000]
+    if isinstance(parsed, Mapping):
+        kind = str(parsed.get("error_type") or "RemoteError")
+        message = str(parsed.get("error_message") or parsed.get("error") or raw)
+        return kind[:200], message[:2000]
+    return "RemoteError", str(parsed)[:2000]
+
+
+@dataclass
+class EventMapper:
+    """Turns one job's remote snapshots into ComfyUI websocket events (pure, no I/O)."""
+
+    prompt_id: str
+    node_types: Mapping[str, str]
+    started: bool = False
+    executing: str | None = None
+    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)
+    progress_node: str | None = None  # the node whose progress bar moved last
+    node_fraction: float | None = None  # how far along that node is (0..1)
+
+    def start(self) -> list[Event]:
+        if self.started:
+            return []
+        self.started = True
+        return [("execution_start", {"prompt_id": self.prompt_id, "timestamp": _ts()})]
+
+    def progress(self, raw: Any) -> list[Event]:
+        """Events for the worker's latest progress value (anything else is ignored)."""
+        try:
+            update = WorkerProgress.model_validate(raw)
+        except ValidationError:
+            return []
+        events: list[Event] = []
+        changed = False
+        for node in update.nodes_done:
+            if self.nodes.get(node, {}).get("state") != "finished":
+                top = self.nodes.get(node, {}).get("max") or 1
+                self.nodes[node] = {"value": top, "max": top, "state": "finished"}
+                changed = True
+        if update.executing is not None and update.executing != self.executing:
+            self.executing = update.executing
+            events.append(("executing", self._node_event(update.executing)))
+            if update.executing not in self.nodes:
+                self.nodes[update.executing] = {"value": 0, "max": 1, "state": "running"}
+                changed = True
+        if update.node is not None and update.value is not None and update.max:
+            entry = {"value": update.value, "max": update.max, "state": "running"}
+            if self.nodes.get(update.node) != entry:
+                self.nodes[update.node] = entry
+                changed = True
+                events.append(
+                    (
+                        "progress",
+                        {
+                            "value": update.value,
+                            "max": update.max,
+                            "prompt_id": self.prompt_id,
+                            "node": update.node,
+                        },
+                    )
+                )
+        for node, text in (update.text or {}).items():
+            if self.texts.get(node) != text:
+                self.texts[node] = text
+                events.append(
+                    (
+                        "parallel.progress_text",
+                        {
+                            "prompt_id": self.prompt_id,
+                            "node": node,
+                            "display_node": node,
+                            "text": text,
+                        },
+                    )
+                )
+        if changed:
+            events.append(("progress_state", self._progress_state()))
+        self._track(update)
+        return events
+
+    def _track(self, update: WorkerProgress) -> None:
+        """Remember the moving progress bar: its end is when something next happens."""
+        node = update.node
+        finished = self.nodes.get(node or "", {}).get("state") == "finished"
+        if node is None or update.value is None or not update.max or finished:
+            self.progress_node = self.node_fraction = None
+            return
+        self.progress_node = node
+        self.node_fraction = max(0.0, min(1.0, update.value / update.max))
+
+    def _node_event(self, node: str | None) -> dict[str, Any]:
+        return {"node": node, "display_node": node, "prompt_id": self.prompt_id}
+
+    def _progress_state(self) -> dict[str, Any]:
+        return {
+            "prompt_id": self.prompt_id,
+            "nodes": {
+                node: {
+                    **state,
+                    "node_id": node,
+                    "prompt_id": self.prompt_id,
+                    "display_node_id": node,
+                    "parent_node_id": None,
+                    "real_node_id": node,
+                }
+                for node, state in self.nodes.items()
+            },
+        }
+
+    def executed(self, outputs: Mapping[str, list[SavedFile]]) -> list[Event]:
+        return [
+            (
+                "executed",
+                {
+                    **self._node_event(node),
+                    "output": {"images": [f.model_dump() for f in files]},
+                },
+            )
+            for node, files in outputs.items()
+        ]
+
+    def success(self) -> list[Event]:
+        return [
+            ("executing", self._node_event(None)),
+            ("execution_success", {"prompt_id": self.prompt_id, "timestamp": _ts()}),
+        ]
+
+    def _culprit(self, error: JobError) -> tuple[str, str]:
+        node = error.node_id or self.executing or next(iter(self.node_types), "")
+        return node, error.node_type or self.node_types.get(node, "")
+
+    def _executed(self) -> list[str]:
+        return [n for n, s in self.nodes.items() if s["state"] == "finished"]
+
+    def error(self, error: JobError) -> list[Event]:
+        node, node_type = self._culprit(error)
+        return [
+            (
+                "execution_error",
+                {
+                    "prompt_id": self.prompt_id,
+                    "node_id": node,
+                    "node_type": node_type,
+                    "executed": self._executed(),
+                    "exception_message": error.message,
+                    "exception_type": error.type,
+                    "traceback": [],
+                    "current_inputs": {},
+                    "current_outputs": [],
+                    "timestamp": _ts(),
+                },
+            )
+        ]
+
+    def interrupted(self) -> list[Event]:
+        node, node_type = self._culprit(JobError(type="interrupted", message=""))
+        return [
+            (
+                "execution_interrupted",
+                {
+                    "prompt_id": self.prompt_id,
+                    "node_id": node,
+                    "node_type": node_type,
+                    "executed": self._executed(),
+                    "timestamp": _ts(),
+                },
+            )
+        ]

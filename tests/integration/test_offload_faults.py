@@ -1,0 +1,230 @@
+"""Faults on the way to RunPod and back. Each ends in a clear state with an actionable error,
+writes nothing outside the output folder and leaves no job untracked.
+
+Most run against the fake's simulated worker with the routes on a bare app (fast); the
+restart case also runs through a real ComfyUI A (marked `comfy`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+
+import aiohttp
+import pytest
+from offload_harness import Harness, harness_env, offload_app, simple_prompt, start_comfy_a
+from runpod_fake import Outcome, fake_in_thread, running_fake
+
+from parallel_runs.client import ComfyClient
+
+KEY = "rp-fault-key-000000000000"
+
+
+def assert_clean(harness: Harness) -> None:
+    """Every job final, no follower left, every file inside output/parallel-runs/<id>/."""
+    registry = harness.relay.registry
+    assert harness.relay.following() == []
+    assert all(not r.active for r in registry.all()), [r.status for r in registry.all()]
+    state = harness.base / "user" / "__parallel_runs"
+    for path in harness.files():
+        if path.is_relative_to(state) or path.name == "comfyui.log":
+            continue
+        rel = path.relative_to(harness.output)  # raises if outside the output folder
+        assert rel.parts[0] == "parallel-runs" and registry.get(rel.parts[1]) is not None
+
+
+def error_event(harness: Harness, prompt_id: str) -> dict:
+    (event,) = [d for e, d in harness.server.of(prompt_id) if e == "execution_error"]
+    return event
+
+
+@pytest.mark.parametrize(
+    ("outcome", "kind", "words"),
+    [
+        (Outcome(kind="fail", error="CUDA out of memory"), "RemoteError", "CUDA out of memory"),
+        (
+            Outcome(
+                kind="fail",
+                error=json.dumps({"error_type": "ValueError", "error_message": "bad seed"}),
+            ),
+            "ValueError",
+            "bad seed",
+        ),
+        (Outcome(kind="no_output"), "no_output", "without any output"),
+        (Outcome(kind="oversized", oversize_bytes=3 * 1024 * 1024), "result_refused", "too large"),
+    ],
+)
+async def test_remote_failures_end_in_a_clear_error(tmp_path, outcome, kind, words):
+    outcome.worker_time = 0.1
+    async with running_fake(api_key=KEY) as fake:
+        fake.outcomes.append(outcome)
+        limits = {"max_file_bytes": 1024 * 1024}
+        async with offload_app(tmp_path, harness_env(fake), saver_limits=limits) as harness:
+            prompt_id = await harness.offload_prompt()
+            record = await harness.finish(prompt_id)
+            assert record.status == "error"
+            assert record.error.type == kind and words in record.error.message
+            event = error_event(harness, prompt_id)
+            assert words in event["exception_message"] and event["exception_type"] == kind
+            assert event["node_id"] in ("1", "2") and event["node_type"]
+            assert harness.server.types(prompt_id)[-2:] == ["parallel.job", "execution_error"]
+            assert "execution_success" not in harness.server.types(prompt_id)
+            assert_clean(harness)
+
+
+async def test_hostile_file_names_are_refused_and_nothing_escapes(tmp_path):
+    async with running_fake(api_key=KEY) as fake:
+        fake.outcomes.append(Outcome(kind="hostile", worker_time=0.1))
+        async with offload_app(tmp_path / "a", harness_env(fake)) as harness:
+            prompt_id = await harness.offload_prompt()
+            record = await harness.finish(prompt_id)
+    assert record.status == "error" and record.error.type == "result_refused"
+    assert "../../escape.png" in record.error.message  # says which names were refused
+    saved = [f.filename for files in record.outputs.values() for f in files]
+    assert saved == ["hidden.png", "a" * 116 + ".png"]  # the benign ones, made plain
+    assert_clean(harness)
+    assert not (tmp_path / "escape.png").exists() and not (tmp_path / "a" / "x.png").exists()
+
+
+async def test_rate_limits_and_server_errors_while_following_are_ridden_out(tmp_path):
+    async with (
+        running_fake(api_key=KEY, simulate=Outcome(worker_time=0.3)) as fake,
+        offload_app(tmp_path, harness_env(fake)) as harness,
+    ):
+        fake.inject(429, times=6, retry_after="0", route="status")
+        fake.inject(503, times=6, route="status")
+        prompt_id = await harness.offload_prompt()
+        record = await harness.finish(prompt_id, timeout=30)
+        assert record.status == "success"
+        assert all(i.times == 0 for i in fake.injections)
+        assert_clean(harness)
+
+
+@pytest.mark.parametrize(
+    ("status", "answer", "kind"),
+    [
+        (429, 429, "rate_limited"),
+        (503, 502, "runpod_unavailable"),
+        (500, 502, "runpod_unavailable"),
+    ],
+)
+async def test_submission_failures_are_reported_and_leave_no_record(tmp_path, status, answer, kind):
+    async with (
+        running_fake(api_key=KEY, simulate=Outcome(worker_time=0.1)) as fake,
+        offload_app(tmp_path, harness_env(fake)) as harness,
+    ):
+        fake.inject(status, times=10, route="run")
+        code, body = await harness.post(
+            "/parallel/offload/prompt", {"prompt": simple_prompt(), "client_id": "c"}
+        )
+        assert code == answer and body["error"]["type"] == kind
+        assert "try again" in body["error"]["message"]
+        assert harness.relay.registry.all() == [] and fake.jobs == {}
+        assert_clean(harness)
+
+
+async def test_key_revoked_mid_job_is_an_actionable_error(tmp_path):
+    async with (
+        running_fake(api_key=KEY, simulate=Outcome(worker_time=2, steps=8)) as fake,
+        offload_app(tmp_path, harness_env(fake)) as harness,
+    ):
+        prompt_id = await harness.offload_prompt()
+        fake.api_key = "rotated-key"
+        record = await harness.finish(prompt_id)
+        assert record.status == "error" and record.error.type == "auth"
+        assert "RUNPOD_API_KEY" in record.error.message
+        assert_clean(harness)
+
+
+async def test_restart_mid_job_resumes_and_collects_outputs(tmp_path):
+    async with running_fake(api_key=KEY, simulate=Outcome(worker_time=1.5, steps=6)) as fake:
+        async with offload_app(tmp_path, harness_env(fake)) as first:
+            prompt_id = await first.offload_prompt()
+            while first.relay.registry.get(prompt_id).status != "running":
+                await asyncio.sleep(0.05)
+        # the app shut down with the job still running remotely; it stays on record
+        async with offload_app(tmp_path, harness_env(fake)) as second:
+            assert second.relay.following() == [prompt_id]
+            record = await second.finish(prompt_id)
+            assert record.status == "success"
+            (files,) = record.outputs.values()
+            assert (second.output / files[0].subfolder / files[0].filename).is_file()
+            types = second.server.types(prompt_id)
+            assert "execution_start" not in types  # the UI saw it start before the restart
+            assert types[-1] == "execution_success" and "parallel.job" in types
+            assert all(sid == "tab-1" for _, _, sid in second.server.events)
+            assert_clean(second)
+
+
+async def test_result_expired_while_comfyui_was_down(tmp_path):
+    async with running_fake(api_key=KEY, simulate=Outcome(worker_time=0.3)) as fake:
+        async with offload_app(tmp_path, harness_env(fake)) as first:
+            prompt_id = await first.offload_prompt()
+            await asyncio.sleep(0.05)
+        while not any(j.status == "COMPLETED" for j in fake.jobs.values()):
+            await asyncio.sleep(0.05)
+        fake.result_ttl = 0.0  # RunPod forgot the result (30 min in real life)
+        async with offload_app(tmp_path, harness_env(fake)) as second:
+            record = await second.finish(prompt_id)
+            assert record.status == "error" and record.error.type == "expired"
+            assert "30 minutes" in record.error.message
+            assert error_event(second, prompt_id)["prompt_id"] == prompt_id
+            assert_clean(second)
+
+
+# --------------------------------------------------------------------------- real ComfyUI A
+
+
+async def events_until(client: ComfyClient, prompt_id: str, final: set[str], timeout: float):
+    seen: list = []
+
+    async def collect() -> None:
+        async for event in client.events():
+            if isinstance(event.data, dict) and event.data.get("prompt_id") == prompt_id:
+                seen.append(event)
+                if event.type in final:
+                    return
+
+    await asyncio.wait_for(collect(), timeout)
+    return seen
+
+
+@pytest.mark.comfy
+async def test_comfyui_a_restarted_mid_job_resumes_and_collects(tmp_path):
+    with fake_in_thread(api_key=KEY, simulate=Outcome(worker_time=25, steps=50)) as fake:
+        base = tmp_path / "a"
+        comfy = start_comfy_a(base, fake)
+        try:
+            async with aiohttp.ClientSession() as http:
+                body = {"prompt": real_prompt(), "client_id": "tab-restart"}
+                async with http.post(f"{comfy.url}/parallel/offload/prompt", json=body) as r:
+                    assert r.status == 200, await r.text()
+                    prompt_id = (await r.json())["prompt_id"]
+            comfy.stop()
+            started = time.monotonic()
+            comfy = start_comfy_a(base, fake)  # same base directory: same registry
+            async with ComfyClient(comfy.url, client_id="tab-restart") as client:
+                events = await events_until(
+                    client, prompt_id, {"execution_success", "execution_error"}, timeout=90
+                )
+            assert events[-1].type == "execution_success", events[-1]
+            executed = [e.data for e in events if e.type == "executed"]
+            image = executed[-1]["output"]["images"][0]
+            assert (base / "output" / image["subfolder"] / image["filename"]).is_file()
+            assert time.monotonic() - started < 90
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"{comfy.url}/parallel/offload/jobs") as r:
+                    (job,) = (await r.json())["jobs"]
+                async with http.get(f"{comfy.url}/view", params=image) as r:
+                    assert r.status == 200 and (await r.read()).startswith(b"\x89PNG")
+            assert job["status"] == "success" and job["prompt_id"] == prompt_id
+        finally:
+            comfy.stop()
+
+
+def real_prompt() -> dict:
+    """Weight-free nodes that exist in a real ComfyUI."""
+    prompt = simple_prompt(color=uuid.uuid4().int % 0xFFFFFF)
+    prompt["2"]["inputs"]["filename_prefix"] = "offload"
+    return prompt

@@ -1,0 +1,145 @@
+"""The RunPod API key never leaves the server side: not in any HTTP answer, websocket event,
+log line of ComfyUI A, saved file (outputs, registry, workflow/PNG metadata) or URL. It only
+travels in the Authorization header of requests to RunPod."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import aiohttp
+import pytest
+from offload_harness import simple_prompt, start_comfy_a
+from runpod_fake import Outcome, fake_in_thread
+
+from parallel_runs.client import ComfyClient
+
+pytestmark = pytest.mark.comfy
+
+SECRET = f"rp_SECRET_{uuid.uuid4().hex}"
+STORED = f"rp_STORED_{uuid.uuid4().hex}"
+FINAL = {"execution_success", "execution_error", "execution_interrupted"}
+
+
+def workflow_extra() -> dict:
+    """What the extension sends: the workflow for PNG metadata, executor choice without key."""
+    workflow = {"id": "wf-1", "nodes": [], "extra": {"parallel_runs": {"executor": "runpod"}}}
+    return {"extra_pnginfo": {"workflow": workflow}}
+
+
+async def run_offloaded(http, client, url, body) -> tuple[int, str, list]:
+    """POST, and collect the events of the prompt (if accepted) until it ends."""
+    async with http.post(f"{url}/parallel/offload/prompt", json=body) as response:
+        status, text = response.status, await response.text()
+    events: list = []
+    if status != 200:
+        return status, text, events
+    prompt_id = json.loads(text)["prompt_id"]
+
+    async def collect() -> None:
+        async for event in client.events():
+            events.append(event)
+            data = event.data if isinstance(event.data, dict) else {}
+            if data.get("prompt_id") == prompt_id and event.type in FINAL:
+                return
+
+    await asyncio.wait_for(collect(), 60)
+    return status, text, events
+
+
+def readable_files(root):
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink() and "custom_nodes" not in path.parts:
+            yield path, path.read_bytes()
+
+
+async def test_the_key_never_leaves_the_server(tmp_path):
+    answers: list[str] = []
+    events: list = []
+    with fake_in_thread(api_key=SECRET, simulate=Outcome(worker_time=0.3)) as fake:
+        fake.outcomes.extend([Outcome(worker_time=0.2), Outcome(kind="fail", worker_time=0.2)])
+        base = tmp_path / "a"
+        comfy = start_comfy_a(base, fake, RUNPOD_API_KEY=SECRET)
+        try:
+            async with aiohttp.ClientSession() as http, ComfyClient(comfy.url) as client:
+                body = {
+                    "prompt": simple_prompt(),
+                    "client_id": client.client_id,
+                    "extra_data": workflow_extra(),
+                }
+                for _ in range(2):  # one success, one remote failure
+                    status, text, seen = await run_offloaded(http, client, comfy.url, body)
+                    assert status == 200
+                    answers.append(text)
+                    events += seen
+                fake.api_key = "some-other-key"  # RunPod now refuses ours
+                status, text, _ = await run_offloaded(http, client, comfy.url, body)
+                assert status == 401
+                answers.append(text)
+                bad = {**body, "endpoint_id": "missing-endpoint"}
+                fake.api_key = SECRET
+                status, text, _ = await run_offloaded(http, client, comfy.url, bad)
+                assert status == 400
+                answers.append(text)
+                for path in ("/parallel/offload/config", "/parallel/offload/jobs"):
+                    async with http.get(comfy.url + path) as response:
+                        answers.append(await response.text())
+                async with http.post(
+                    f"{comfy.url}/parallel/offload/config", json={"api_key": STORED}
+                ) as response:
+                    assert response.status == 409  # the env key wins; said so, not echoed
+                    answers.append(await response.text())
+        finally:
+            comfy.stop()
+        requests = list(fake.requests)
+
+    assert {e.type for e in events} >= {"execution_success", "execution_error", "parallel.job"}
+    for text in answers:
+        assert SECRET not in text
+    for event in events:
+        assert SECRET not in json.dumps(event.data, default=str)
+    log = (base / "comfyui.log").read_text(errors="replace")
+    assert "[parallel-runs]" in log and SECRET not in log
+    saved = dict(readable_files(base))
+    assert any("parallel-runs" in str(p) for p in saved), "outputs were saved"
+    assert any(p.name == "offload_jobs.json" for p in saved), "the registry was written"
+    for path, data in saved.items():
+        assert SECRET.encode() not in data, path
+    client_requests = [r for r in requests if "/job-" not in r[1] and "/ping/" not in r[1]]
+    assert client_requests
+    for _method, path, headers in client_requests:
+        assert SECRET not in path
+        assert headers.get("Authorization") == f"Bearer {SECRET}"
+    for job in fake.jobs.values():
+        assert SECRET not in json.dumps(job.input)
+
+
+async def test_a_key_set_from_the_ui_stays_in_its_private_file(tmp_path):
+    with fake_in_thread(api_key=STORED, simulate=Outcome(worker_time=0.2)) as fake:
+        base = tmp_path / "a"
+        comfy = start_comfy_a(base, fake, RUNPOD_API_KEY="")
+        try:
+            async with aiohttp.ClientSession() as http, ComfyClient(comfy.url) as client:
+                async with http.post(
+                    f"{comfy.url}/parallel/offload/config", json={"api_key": STORED}
+                ) as response:
+                    answer = await response.text()
+                    assert response.status == 200 and STORED not in answer
+                body = {"prompt": simple_prompt(), "client_id": client.client_id}
+                status, _, events = await run_offloaded(http, client, comfy.url, body)
+                assert status == 200 and events[-1].type == "execution_success"
+                # ComfyUI refuses to serve "__" system users over HTTP
+                async with http.get(
+                    f"{comfy.url}/api/userdata/runpod_api_key",
+                    headers={"comfy-user": "__parallel_runs"},
+                ) as response:
+                    assert response.status != 200
+                    assert STORED not in await response.text()
+        finally:
+            comfy.stop()
+    holders = [p for p, data in readable_files(base) if STORED.encode() in data]
+    assert [p.relative_to(base).as_posix() for p in holders] == [
+        "user/__parallel_runs/runpod_api_key"
+    ]
+    assert SECRET not in (base / "comfyui.log").read_text(errors="replace")

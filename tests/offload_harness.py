@@ -1,0 +1,161 @@
+"""Offload routes on a bare aiohttp application, wired to the fake RunPod control plane.
+
+A `RecordingServer` stands in for PromptServer: it only needs `send_sync`, and records what
+would have gone to the websocket. Node classes are a small stand-in for ComfyUI's mapping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from conftest import find_comfyui, make_base_directory
+from parallel_runs.comfy_process import ComfyProcess
+from parallel_runs_node.parallel_runs.runpod_client import RetryPolicy
+from parallel_runs_node.server_routes.offload import Offload, install_offload
+from parallel_runs_node.server_routes.output_files import OutputSaver
+
+FAST_RETRY = RetryPolicy(retries=3, base_delay=0.01, max_delay=0.05)
+
+
+def node_class(name: str, output: bool = False) -> type:
+    return type(name, (), {"OUTPUT_NODE": output})
+
+
+NODE_CLASSES: dict[str, type] = {
+    "EmptyImage": node_class("EmptyImage"),
+    "ImageInvert": node_class("ImageInvert"),
+    "LoadImage": node_class("LoadImage"),
+    "LoadImageMask": node_class("LoadImageMask"),
+    "SaveImage": node_class("SaveImage", output=True),
+    "PreviewAny": node_class("PreviewAny", output=True),
+}
+
+
+def simple_prompt(color: int = 0) -> dict[str, Any]:
+    return {
+        "1": {
+            "class_type": "EmptyImage",
+            "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": color},
+        },
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}},
+    }
+
+
+@dataclass
+class RecordingServer:
+    """PromptServer's `send_sync`, recording (event, data, client id)."""
+
+    events: list[tuple[str, dict[str, Any], str | None]] = field(default_factory=list)
+
+    def send_sync(self, event: str, data: dict[str, Any], sid: str | None = None) -> None:
+        # serialise like the websocket would: anything not JSON-able fails here
+        self.events.append((event, json.loads(json.dumps(data)), sid))
+
+    def of(self, prompt_id: str) -> list[tuple[str, dict[str, Any]]]:
+        return [(e, d) for e, d, _ in self.events if d.get("prompt_id") == prompt_id]
+
+    def types(self, prompt_id: str) -> list[str]:
+        return [e for e, _ in self.of(prompt_id)]
+
+
+@dataclass
+class Harness:
+    client: TestClient
+    offload: Offload
+    server: RecordingServer
+    base: Path
+
+    @property
+    def output(self) -> Path:
+        return self.base / "output"
+
+    @property
+    def relay(self) -> Any:
+        return self.offload.deps.relay
+
+    async def post(self, path: str, body: Any) -> tuple[int, Any]:
+        response = await self.client.post(path, json=body)
+        return response.status, await response.json()
+
+    async def offload_prompt(self, prompt: Mapping[str, Any] | None = None, **extra: Any) -> str:
+        body = {"prompt": prompt or simple_prompt(), "client_id": "tab-1", **extra}
+        status, answer = await self.post("/parallel/offload/prompt", body)
+        assert status == 200, answer
+        return answer["prompt_id"]
+
+    async def finish(self, prompt_id: str, timeout: float = 20) -> Any:
+        return await asyncio.wait_for(self.relay.wait(prompt_id), timeout)
+
+    def files(self) -> list[Path]:
+        return sorted(p for p in self.base.rglob("*") if p.is_file())
+
+
+def harness_env(fake: Any, **extra: str) -> dict[str, str]:
+    return {
+        "RUNPOD_API_KEY": fake.api_key,
+        "RUNPOD_ENDPOINT_BASE_URL": fake.base_url,
+        "RUNPOD_ENDPOINT_ID": "ep-test",
+        **extra,
+    }
+
+
+def build_app(
+    base: Path,
+    env: Mapping[str, str],
+    *,
+    listen: str = "127.0.0.1",
+    server: RecordingServer | None = None,
+    saver_limits: Mapping[str, int] | None = None,
+) -> tuple[web.Application, Offload, RecordingServer]:
+    """The offload routes and lifecycle on a bare app, with ComfyUI-like folders under `base`."""
+    for sub in ("input", "output", "temp", "user"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    server = server or RecordingServer()
+    offload = install_offload(
+        server,
+        env=env,
+        user_dir=base / "user",
+        folders={sub: base / sub for sub in ("input", "output", "temp")},
+        node_classes=NODE_CLASSES,
+        listen=listen,
+        saver=OutputSaver(base / "output", **dict(saver_limits or {})),
+        client_options={"retry": FAST_RETRY},
+    )
+    app = web.Application()
+    app.router.add_routes(offload.routes)
+    app.cleanup_ctx.append(offload.cleanup_ctx)
+    return app, offload, server
+
+
+@asynccontextmanager
+async def offload_app(base: Path, env: Mapping[str, str], **options: Any) -> AsyncIterator[Harness]:
+    """Serve `build_app` on loopback; leaving the block runs the app's shutdown (cleanup)."""
+    app, offload, server = build_app(base, env, **options)
+    client = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    try:
+        yield Harness(client, offload, server, base)
+    finally:
+        await client.close()
+
+
+def start_comfy_a(base: Path, fake: Any, **env: str) -> ComfyProcess:
+    """A real ComfyUI ("A") with this package, pointed at the fake through its environment
+    only (RUNPOD_ENDPOINT_BASE_URL, RUNPOD_API_KEY). Reusing `base` keeps its registry."""
+    server = ComfyProcess(
+        comfy_dir=find_comfyui(),
+        base_directory=base if (base / "custom_nodes").exists() else make_base_directory(base),
+        env={**os.environ, **harness_env(fake), **env},
+        log_path=base / "comfyui.log",
+    )
+    return server.start(timeout=180)

@@ -1,0 +1,100 @@
+"""The persisted job registry: survives a reload, writes atomically and privately, sets a
+damaged file aside, prunes old finished jobs, and reports JobSummary-shaped dicts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import stat
+
+import pytest
+
+from parallel_runs_node.server_routes.job_registry import JobError, JobRecord, JobRegistry
+from parallel_runs_node.server_routes.jobs import JobSummary
+
+
+def record(prompt_id: str, **fields) -> JobRecord:
+    return JobRecord(prompt_id=prompt_id, endpoint_id="ep-1", client_id="tab", **fields)
+
+
+def test_records_survive_a_reload(tmp_path):
+    path = tmp_path / "state" / "jobs.json"
+    registry = JobRegistry(path)
+    registry.add(record("a", job_id="j-a", node_types={"1": "SaveImage"}))
+    registry.add(record("b", job_id="j-b"))
+    registry.update("b", status="running", remote_status="IN_PROGRESS")
+    registry.update(
+        "a",
+        status="error",
+        error=JobError(type="expired", message="gone"),
+        outputs={"1": [{"filename": "x.png", "subfolder": "parallel-runs/a"}]},
+    )
+
+    again = JobRegistry(path)
+    active = again.load()
+    assert [r.prompt_id for r in active] == ["b"]
+    assert again.get("a").error.message == "gone"
+    assert again.get("a").outputs["1"][0].type == "output"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in path.parent.iterdir()] == ["jobs.json"]  # no temp files left
+
+
+def test_duplicate_ids_and_bad_updates_are_refused(tmp_path):
+    registry = JobRegistry(tmp_path / "jobs.json")
+    registry.add(record("a"))
+    with pytest.raises(KeyError):
+        registry.add(record("a"))
+    with pytest.raises(ValueError):
+        registry.update("a", status="exploded")
+    assert registry.get("a").status == "queued"
+
+
+def test_a_damaged_file_is_set_aside(tmp_path):
+    path = tmp_path / "jobs.json"
+    path.write_text("{not json")
+    registry = JobRegistry(path)
+    assert registry.load() == []
+    assert not path.exists()
+    assert len(list(tmp_path.glob("jobs.damaged-*"))) == 1
+    registry.add(record("a"))
+    assert json.loads(path.read_text())["jobs"][0]["prompt_id"] == "a"
+
+
+def test_old_finished_jobs_are_pruned_but_active_ones_kept(tmp_path):
+    registry = JobRegistry(tmp_path / "jobs.json", keep_finished=2)
+    for n in range(5):
+        registry.add(record(f"done{n}", status="success", created_at=n, updated_at=n))
+    registry.add(record("live", status="running"))
+    stored = json.loads(registry.path.read_text())["jobs"]
+    assert sorted(j["prompt_id"] for j in stored) == ["done3", "done4", "live"]
+
+
+def test_summaries_have_the_job_summary_shape(tmp_path):
+    registry = JobRegistry(tmp_path / "jobs.json")
+    registry.add(record("old", status="success", created_at=10.0, finished_at=12.5))
+    registry.add(record("new", status="running", created_at=20.0, started_at=21.0))
+    summaries = [JobSummary.model_validate(s) for s in registry.summaries()]
+    assert [s.prompt_id for s in summaries] == ["new", "old"]  # active first
+    assert summaries[0].executor == "runpod:ep-1"
+    assert summaries[1].queued_at == 10_000 and summaries[1].finished_at == 12_500
+
+
+def test_the_file_never_holds_unknown_fields(tmp_path):
+    with pytest.raises(ValueError):
+        JobRecord.model_validate({"prompt_id": "a", "endpoint_id": "e", "api_key": "x"})
+
+
+async def test_status_changes_are_written_in_batches_but_job_ids_at_once(tmp_path):
+    path = tmp_path / "jobs.json"
+    registry = JobRegistry(path, save_delay=0.05)
+    registry.add(record("a"))
+    registry.update("a", durable=True, job_id="j-1")
+    assert json.loads(path.read_text())["jobs"][0]["job_id"] == "j-1"
+    for status in ("running", "success"):
+        registry.update("a", status=status)
+    assert json.loads(path.read_text())["jobs"][0]["status"] == "queued"  # not yet
+    await asyncio.sleep(0.2)
+    assert json.loads(path.read_text())["jobs"][0]["status"] == "success"
+    registry.update("a", remote_status="COMPLETED")
+    registry.flush()  # shutdown
+    assert json.loads(path.read_text())["jobs"][0]["remote_status"] == "COMPLETED"
