@@ -118,6 +118,11 @@ async def test_server_killed_mid_prompt_fails_the_waiting_run(tmp_path):
         message = str(caught.value)
         assert message.startswith(f"ComfyUI at {server.url} closed the connection")
         assert message.endswith(f"prompt {running.prompt_id} was running")
+        # The socket closes a moment before the kernel lets us reap the process.
+        for _ in range(100):
+            if server.poll() == ServerState.ERROR:
+                break
+            await asyncio.sleep(0.1)
         assert server.poll() == ServerState.ERROR
     finally:
         server.stop()
