@@ -54,7 +54,7 @@ def test_extension_is_listed_and_served(comfy_server):
 
 def test_log_has_no_failure_of_ours(comfy_server):
     log = comfy_server.log_text()
-    assert "[parallel-runs] 0.1.0 loaded" in log
+    assert f"[parallel-runs] {load_plugin_package().__version__} loaded" in log
     our_path = re.compile(rf"custom_nodes[/\\]{re.escape(CUSTOM_NODE_FOLDER)}")
     failed = [
         line for line in log.splitlines() if "IMPORT FAILED" in line and our_path.search(line)
