@@ -14,23 +14,34 @@ function el(tag, attrs = {}, children = []) {
   return node;
 }
 
-/** A small form bound to the visible workflow; `refresh()` re-reads it after a tab switch. */
-export function createExecutorChoice({ tabs }) {
+/** The endpoint field's placeholder: the server's default endpoint when it has one (pure). */
+export function endpointPlaceholder(defaultEndpoint) {
+  return defaultEndpoint ? `default: ${defaultEndpoint}` : "endpoint id (none set)";
+}
+
+/**
+ * A small form bound to the visible workflow; `refresh()` re-reads it after a tab switch.
+ * `runpodSection` (optional element, the RunPod settings) is shown while RunPod is chosen.
+ */
+export function createExecutorChoice({ tabs, runpodSection = null }) {
   const select = el("select", { class: "parallel-runs-executor", title: "Where this workflow runs" }, [
     el("option", { value: "local", text: "Local" }),
     el("option", { value: "runpod", text: "RunPod" }),
   ]);
   const endpoint = el("input", {
     class: "parallel-runs-endpoint",
-    placeholder: "endpoint id (server default)",
+    placeholder: endpointPlaceholder(null),
+    title: "RunPod endpoint for this workflow (empty: the server's default)",
     spellcheck: "false",
     size: "14",
   });
-  const root = el("div", { class: "parallel-runs-executor-choice" }, [
+  const line = el("div", { class: "parallel-runs-executor-line" }, [
     el("span", { text: "Run on" }),
     select,
     endpoint,
   ]);
+  const root = el("div", { class: "parallel-runs-executor-choice" }, [line]);
+  if (runpodSection) root.append(runpodSection);
 
   function read() {
     return executorChoice({ extra: tabs.extra() ?? {} });
@@ -53,11 +64,17 @@ export function createExecutorChoice({ tabs }) {
     select.value = choice.executor;
     if (document.activeElement !== endpoint) endpoint.value = choice.endpoint_id ?? "";
     endpoint.hidden = choice.executor !== "runpod";
+    if (runpodSection) runpodSection.hidden = choice.executor !== "runpod";
     root.dataset.executor = choice.executor;
+  }
+
+  /** The server's default endpoint changed (from the RunPod settings). */
+  function setDefaultEndpoint(id) {
+    endpoint.placeholder = endpointPlaceholder(id);
   }
 
   select.addEventListener("change", write);
   endpoint.addEventListener("change", write);
   refresh();
-  return { element: root, refresh, read };
+  return { element: root, refresh, read, setDefaultEndpoint };
 }

@@ -157,7 +157,10 @@ export function createPanel({ store, api, tabs, names, stop, previews, header, n
       let row = rows.get(s.prompt_id);
       if (!row || row._rev !== s.rev) {
         const fresh = buildRow(s);
-        if (row) row.replaceWith(fresh);
+        if (row) {
+          if (row === before) before = fresh; // keep the insertion point inside the list
+          row.replaceWith(fresh);
+        }
         row = fresh;
         rows.set(s.prompt_id, row);
       } else {

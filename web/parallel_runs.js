@@ -5,6 +5,7 @@ import { api } from "../../scripts/api.js";
 import { installCanvasScope } from "./canvas_scope.js";
 import { createExecutorChoice } from "./executor_choice.js";
 import { syncJobs } from "./jobs_sync.js";
+import { createOffloadSettings } from "./offload_settings.js";
 import { createPanel, createPreviewUrls } from "./panel.js";
 import { createPanelHost } from "./panel_host.js";
 import { stopPrompt } from "./prompt_actions.js";
@@ -83,7 +84,11 @@ function start() {
     app,
     doc: document,
     build: () => {
-      choice = createExecutorChoice({ tabs });
+      const settings = createOffloadSettings({
+        api,
+        onView: (view) => choice?.setDefaultEndpoint(view?.endpoint_id ?? null),
+      });
+      choice = createExecutorChoice({ tabs, runpodSection: settings.element });
       return createPanel({ store, api, tabs, names, stop, previews, header: choice.element });
     },
   });
