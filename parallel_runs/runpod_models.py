@@ -145,9 +145,13 @@ class WorkerInput(_Strict):
 
 
 class OutputImage(_Answer):
+    """One result file. `node` (an extension of worker-comfyui's shape) names the output node
+    that produced it, so the plugin can show each node's images on that node."""
+
     filename: str
     type: Literal["base64", "s3_url"]
     data: str
+    node: str | None = None
 
     @property
     def safe_filename(self) -> str:
@@ -161,10 +165,23 @@ class WorkerOutput(_Answer):
     errors: list[str] | None = None
 
 
+MAX_PREVIEW_CHARS = 200 * 1024  # base64 characters of one preview frame (about 150 KB)
+
+
+class WorkerPreview(_Answer):
+    """The latest live preview of a running node (a sampler's or the Slow Passthrough's),
+    base64 in `data`. Read from an untrusted worker: bounded, and of a known image type."""
+
+    node: str = Field(min_length=1, max_length=64)
+    image_type: Literal["image/jpeg", "image/png"]
+    data: str = Field(min_length=1, max_length=MAX_PREVIEW_CHARS)
+
+
 class WorkerProgress(_Answer):
     """What the worker puts into `status.output` while a job runs (small on purpose).
     `seq` grows with each post: the SDK posts each update from its own thread, so they can
-    arrive out of order; a reader keeps the highest `seq` it has seen."""
+    arrive out of order; a reader keeps the highest `seq` it has seen. `preview` is a raw
+    `WorkerPreview` dict, checked on its own so that a bad preview never costs the progress."""
 
     kind: Literal["progress"] = "progress"
     seq: int = 0
@@ -174,3 +191,4 @@ class WorkerProgress(_Answer):
     executing: str | None = None
     text: dict[str, str] | None = None
     nodes_done: list[str] = Field(default_factory=list)
+    preview: Any = None

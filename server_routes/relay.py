@@ -28,12 +28,23 @@ from ..parallel_runs.runpod_models import JobStatus
 from .job_registry import JobError, JobRecord, JobRegistry, SavedFile
 from .output_files import OutputSaver
 from .poll_planner import EndpointStats, PollPlanner
-from .relay_events import Event, EventMapper, worker_error_text
+from .relay_events import (
+    PREVIEW_FLAG,
+    PREVIEW_IMAGE,
+    PREVIEW_IMAGE_WITH_METADATA,
+    Event,
+    EventMapper,
+    RelayPreview,
+    worker_error_text,
+)
 
 log = logging.getLogger(__name__)
 
-Send = Callable[[str, dict[str, Any], "str | None"], None]
+# PromptServer.send_sync: (event name | binary event type, JSON data | payload, client id)
+Send = Callable[[Any, Any, "str | None"], None]
 ClientProvider = Callable[[], RunpodClient]
+# client id (None: everyone) -> {connected client id: its websocket feature flags}
+Recipients = Callable[["str | None"], Mapping[str, Mapping[str, Any]]]
 OUTPUT_FOLDER = "parallel-runs"
 RESULT_RETENTION = 30 * 60  # RunPod keeps /run results this long after the job ends
 
@@ -50,6 +61,36 @@ class MissingApiKey(RuntimeError):
 
 class StillSubmitting(RuntimeError):
     """Cancel arrived before RunPod returned the job id."""
+
+
+def server_recipients(server: Any) -> Recipients:
+    """Who gets a message for `sid` on a PromptServer, with the feature flags each client
+    announced on its websocket (previews are encoded per client, as ComfyUI does)."""
+
+    def recipients(sid: str | None) -> dict[str, Mapping[str, Any]]:
+        sockets = getattr(server, "sockets", {})
+        metadata = getattr(server, "sockets_metadata", {})
+        targets = [sid] if sid is not None else list(sockets)
+        return {
+            target: (metadata.get(target) or {}).get("feature_flags") or {}
+            for target in targets
+            if target in sockets
+        }
+
+    return recipients
+
+
+def _nobody(_sid: str | None) -> dict[str, Mapping[str, Any]]:
+    return {}
+
+
+def default_recipients(send: Send) -> Recipients:
+    """`send` is usually `PromptServer.send_sync`: its server knows the clients. Anything
+    else (a test's recorder) gets no previews, only the JSON events."""
+    server = getattr(send, "__self__", None)
+    if hasattr(server, "sockets") and hasattr(server, "sockets_metadata"):
+        return server_recipients(server)
+    return _nobody
 
 
 @dataclass
@@ -81,10 +122,12 @@ class Relay:
         clock: Callable[[], float] = time.monotonic,
         planner: Callable[..., PollPlanner] = PollPlanner,
         give_up_after: float = RESULT_RETENTION,
+        recipients: Recipients | None = None,
     ) -> None:
         self.registry = registry
         self.saver = saver
         self._send = send
+        self._recipients = recipients or default_recipients(send)
         self._clients = clients
         self._clock = clock
         self._planner = planner
@@ -111,6 +154,25 @@ class Relay:
         if record.error is not None:
             data["error"] = record.error.model_dump()
         self._send("parallel.job", data, record.client_id)
+
+    async def _emit_preview(self, record: JobRecord, preview: RelayPreview) -> None:
+        """A worker's preview to the prompt's client, in the layout each one negotiated:
+        type 4 (with prompt and node) for `supports_preview_metadata`, else legacy type 1."""
+        recipients = self._recipients(record.client_id)
+        if not recipients:
+            return
+        # decoding proves the worker sent a real image; ComfyUI's type-4 path also wants a
+        # PIL image (it encodes previews itself), the legacy one takes the bytes as they are
+        picture = await asyncio.to_thread(preview.picture)
+        if picture is None:
+            return
+        for sid, flags in recipients.items():
+            if flags.get(PREVIEW_FLAG) is True:
+                image = (preview.format, picture, None)
+                metadata = preview.metadata(record.prompt_id)
+                self._send(PREVIEW_IMAGE_WITH_METADATA, (image, metadata), sid)
+            else:
+                self._send(PREVIEW_IMAGE, preview.legacy_payload(), sid)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -351,6 +413,9 @@ class Relay:
                 )
                 self.announce(record)
             self._emit(record, mapper.start() + mapper.progress(status.output))
+            preview = mapper.preview(status.output)
+            if preview is not None:
+                await self._emit_preview(record, preview)
             node, between = mapper.progress_node, now if previous is None else (previous + now) / 2
             if node is not None and node not in follow.node_since:
                 # the first bar starts with the job; later ones between two polls

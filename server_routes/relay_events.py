@@ -3,7 +3,13 @@ event timestamps). The relay feeds it the worker's progress dicts and the job's 
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import io
 import json
+import logging
+import struct
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -11,10 +17,18 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..parallel_runs.runpod_models import WorkerProgress
+from ..parallel_runs.runpod_models import WorkerPreview, WorkerProgress
 from .job_registry import JobError, SavedFile
 
 Event = tuple[str, dict[str, Any]]
+log = logging.getLogger(__name__)
+
+PREVIEW_IMAGE = 1  # ComfyUI's BinaryEventTypes: `[u32 1=JPEG|2=PNG][image bytes]`
+PREVIEW_IMAGE_WITH_METADATA = 4  # `[u32 len][metadata json][image bytes]`, flagged clients
+PREVIEW_FLAG = "supports_preview_metadata"
+MAX_PREVIEW_PIXELS = 2048 * 2048  # a preview bigger than this is refused before decoding
+_MAGIC = {"image/jpeg": b"\xff\xd8\xff", "image/png": b"\x89PNG\r\n\x1a\n"}
+_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG"}
 
 
 def _ts() -> int:
@@ -36,6 +50,78 @@ def worker_error_text(raw: str | None) -> tuple[str, str]:
     return "RemoteError", str(parsed)[:2000]
 
 
+@dataclass(frozen=True)
+class RelayPreview:
+    """A worker's preview frame, checked: decoded bytes whose signature matches its type."""
+
+    node: str
+    image_type: str  # "image/jpeg" | "image/png"
+    image: bytes
+
+    @property
+    def format(self) -> str:
+        return _FORMATS[self.image_type]
+
+    def metadata(self, prompt_id: str) -> dict[str, Any]:
+        """What ComfyUI puts in front of a type-4 frame (node ids as the prompt knows them)."""
+        return {
+            "node_id": self.node,
+            "display_node_id": self.node,
+            "parent_node_id": None,
+            "real_node_id": self.node,
+            "prompt_id": prompt_id,
+            "image_type": self.image_type,
+        }
+
+    def legacy_payload(self) -> bytes:
+        """The type-1 payload: `[u32 1=JPEG|2=PNG]` then the image, as ComfyUI builds it."""
+        return struct.pack(">I", 2 if self.image_type == "image/png" else 1) + self.image
+
+    def picture(self) -> Any | None:
+        """The image decoded with PIL (ComfyUI's type-4 path re-encodes a PIL image), or None
+        when it does not decode or is implausibly large for a preview."""
+        from PIL import Image
+
+        try:
+            picture = Image.open(io.BytesIO(self.image))
+            if picture.format != self.format:
+                raise ValueError(f"a {picture.format} image sent as {self.image_type}")
+            width, height = picture.size
+            if width * height > MAX_PREVIEW_PIXELS:
+                raise ValueError(f"{width}x{height} is too large for a preview")
+            picture.load()
+        except (OSError, ValueError, Image.DecompressionBombError) as error:
+            log.warning("[parallel-runs] preview of node %s ignored: %s", self.node, error)
+            return None
+        return picture.convert("RGB" if self.format == "JPEG" else "RGBA")
+
+
+def read_preview(raw: Any) -> RelayPreview | None:
+    """The preview carried by a worker progress value, checked (the worker is untrusted):
+    None without one, and None with a log line when it is malformed or too big."""
+    if not isinstance(raw, Mapping) or raw.get("preview") is None:
+        return None
+    try:
+        preview = WorkerPreview.model_validate(raw["preview"])
+    except ValidationError as error:
+        where = ", ".join(".".join(map(str, e["loc"])) or "preview" for e in error.errors())
+        log.warning("[parallel-runs] worker preview ignored: bad or too large (%s)", where)
+        return None
+    try:
+        image = base64.b64decode(preview.data, validate=True)
+    except (binascii.Error, ValueError):
+        log.warning("[parallel-runs] preview of node %s ignored: not base64", preview.node)
+        return None
+    if not image.startswith(_MAGIC[preview.image_type]):
+        log.warning(
+            "[parallel-runs] preview of node %s ignored: not a %s image",
+            preview.node,
+            preview.image_type,
+        )
+        return None
+    return RelayPreview(preview.node, preview.image_type, image)
+
+
 @dataclass
 class EventMapper:
     """Turns one job's remote snapshots into ComfyUI websocket events (pure, no I/O)."""
@@ -48,6 +134,7 @@ class EventMapper:
     texts: dict[str, str] = field(default_factory=dict)
     progress_node: str | None = None  # the node whose progress bar moved last
     node_fraction: float | None = None  # how far along that node is (0..1)
+    preview_seen: bytes | None = None  # digest of the last preview value read
 
     def start(self) -> list[Event]:
         if self.started:
@@ -108,6 +195,17 @@ class EventMapper:
             events.append(("progress_state", self._progress_state()))
         self._track(update)
         return events
+
+    def preview(self, raw: Any) -> RelayPreview | None:
+        """A preview not relayed yet (the worker repeats its latest one for a while)."""
+        value = raw.get("preview") if isinstance(raw, Mapping) else None
+        if value is None:
+            return None
+        digest = hashlib.sha256(json.dumps(value, sort_keys=True).encode()).digest()
+        if digest == self.preview_seen:
+            return None
+        self.preview_seen = digest  # a bad preview is read (and logged) once, not per poll
+        return read_preview(raw)
 
     def _track(self, update: WorkerProgress) -> None:
         """Remember the moving progress bar: its end is when something next happens."""

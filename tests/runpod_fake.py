@@ -79,6 +79,11 @@ class Outcome:
     steps: int = 4
     oversize_bytes: int = 12 * 1024 * 1024
     error: str = "simulated worker failure"
+    # a progress value's `preview` ({"node", "image_type", "data"}; anything, to test hostile
+    # ones), posted from the second step on, as the worker repeats its latest preview
+    preview: Any = None
+    # complete: one image per node id, each entry naming its node (our worker's extension)
+    output_nodes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -457,6 +462,8 @@ class FakeRunpod:
             await asyncio.sleep(outcome.worker_time / outcome.steps)
             job.output = {"kind": "progress", "seq": step, "node": "1", "value": step,
                           "max": outcome.steps, "executing": "1", "nodes_done": []}  # fmt: skip
+            if outcome.preview is not None and step > 1:
+                job.output["preview"] = outcome.preview
             job.progress.append(job.output)
         if job.status != "IN_PROGRESS":
             return
@@ -479,6 +486,17 @@ def simulated_result(outcome: Outcome) -> dict[str, Any]:
         return {"output": {"images": [{"filename": "big.png", "type": "base64", "data": data}]}}
     if outcome.kind == "hostile":
         images = [{"filename": n, "type": "base64", "data": image} for n in HOSTILE_FILENAMES]
+        return {"output": {"images": images}}
+    if outcome.output_nodes:
+        images = [
+            {
+                "filename": f"node{node}_00001_.png",
+                "type": "base64",
+                "data": base64.b64encode(png_bytes(4 + i, 4, (10 * i, 0, 0))).decode(),
+                "node": node,
+            }
+            for i, node in enumerate(outcome.output_nodes)
+        ]
         return {"output": {"images": images}}
     return {
         "output": {"images": [{"filename": "fake_00001_.png", "type": "base64", "data": image}]}

@@ -28,11 +28,21 @@ from pydantic import ValidationError
 
 from ..client import ComfyClient, ComfyError, Event
 from ..errors import ConnectorError
-from ..runpod_models import InputImage, WorkerInput, WorkerProgress
+from ..runpod_models import (
+    MAX_PREVIEW_CHARS,
+    InputImage,
+    WorkerInput,
+    WorkerPreview,
+    WorkerProgress,
+)
 
 DEFAULT_COMFY_URL = "http://127.0.0.1:8188"
 DEFAULT_PROGRESS_INTERVAL = 0.5  # seconds between progress posts: each is an HTTP request
 DEFAULT_COMFY_WAIT = 120.0  # how long a job waits for ComfyUI to come up on a fresh worker
+DEFAULT_PREVIEW_INTERVAL = 1.0  # seconds between two different previews
+# A preview rides along in every post for this long: `status.output` keeps only the latest
+# post, and the plugin polls it every second or so, so a preview sent once could be missed.
+DEFAULT_PREVIEW_HOLD = 3.0
 MAX_TEXT = 200
 
 log = logging.getLogger("parallel_runs.worker")
@@ -75,18 +85,41 @@ def decode_image(image: InputImage) -> bytes:
 # --------------------------------------------------------------------------- progress
 
 
+def preview_from(data: dict[str, Any], fallback_node: str | None) -> WorkerPreview | None:
+    """A preview event as a bounded `WorkerPreview`; None when too big or of no known node."""
+    image = data.get("image")
+    node = data.get("node") or fallback_node
+    if not isinstance(image, bytes | bytearray) or not image or node is None:
+        return None
+    if (len(image) + 2) // 3 * 4 > MAX_PREVIEW_CHARS:
+        log.debug("preview of node %s skipped: %d bytes is too big", node, len(image))
+        return None
+    image_type = data.get("image_type")
+    return WorkerPreview(
+        node=str(node),
+        image_type=image_type if image_type == "image/png" else "image/jpeg",
+        data=base64.b64encode(image).decode(),
+    )
+
+
 @dataclass
 class ProgressReporter:
     """Keeps the job's progress state and posts it at most every `interval` seconds; a
-    change that lands inside the interval is posted by the next `flush()`."""
+    change that lands inside the interval is posted by the next `flush()`. Previews change
+    at most every `preview_interval` seconds and stay in the posts for `preview_hold`."""
 
     send: ProgressSink
     interval: float = DEFAULT_PROGRESS_INTERVAL
     clock: Callable[[], float] = time.monotonic
+    preview_interval: float = DEFAULT_PREVIEW_INTERVAL
+    preview_hold: float = DEFAULT_PREVIEW_HOLD
     state: WorkerProgress = field(default_factory=WorkerProgress)
     sent: int = 0
     _last: float = -math.inf
     _dirty: bool = False
+    _preview: WorkerPreview | None = None  # the one being posted
+    _preview_at: float = -math.inf  # when it was first posted
+    _pending: WorkerPreview | None = None  # a newer one waiting for `preview_interval`
 
     def apply(self, event: Event) -> None:
         data = event.data if isinstance(event.data, dict) else {}
@@ -109,6 +142,10 @@ class ProgressReporter:
         elif event.type == "execution_cached":
             for node in data.get("nodes") or []:
                 self._done(str(node))
+        elif event.type == "preview":
+            self._take_preview(data)
+            self.flush_if_due()
+            return
         else:
             return
         self._dirty = True
@@ -118,14 +155,30 @@ class ProgressReporter:
         if node not in self.state.nodes_done:
             self.state.nodes_done.append(node)
 
+    def _take_preview(self, data: dict[str, Any]) -> None:
+        """Keep the newest frame; nodes re-send unchanged previews each step: ignore those."""
+        preview = preview_from(data, self.state.executing)
+        if preview is not None and preview != self._preview:
+            self._pending = preview
+
+    def _preview_due(self, now: float) -> bool:
+        return self._pending is not None and now - self._preview_at >= self.preview_interval
+
     def flush_if_due(self) -> None:
-        if self._dirty and self.clock() - self._last >= self.interval:
+        now = self.clock()
+        if (self._dirty or self._preview_due(now)) and now - self._last >= self.interval:
             self.flush()
 
     def flush(self) -> None:
+        now = self.clock()
+        if self._preview_due(now):
+            self._preview, self._pending, self._preview_at = self._pending, None, now
+            self._dirty = True
         if not self._dirty:
             return
-        self._dirty, self._last = False, self.clock()
+        held = self._preview is not None and now - self._preview_at < self.preview_hold
+        self.state.preview = self._preview.model_dump() if held and self._preview else None
+        self._dirty, self._last = False, now
         self.sent += 1
         self.state.seq = self.sent
         self.send(self.state.model_dump(exclude_none=True))
@@ -212,7 +265,8 @@ async def wait_for_history(
 async def collect_images(
     session: aiohttp.ClientSession, url: str, prompt_id: str
 ) -> tuple[list[dict[str, str]], list[str]]:
-    """Saved images (not temp previews) of the prompt, base64-encoded, plus fetch errors."""
+    """Saved images (not temp previews) of the prompt, base64-encoded, each with the id of
+    its output node (so the plugin shows it there), plus fetch errors."""
     history = await wait_for_history(session, url, prompt_id)
     images: list[dict[str, str]] = []
     errors: list[str] = []
@@ -226,7 +280,9 @@ async def collect_images(
                     errors.append(f"node {node_id}: fetching {item.get('filename')} failed")
                     continue
                 data = base64.b64encode(await response.read()).decode()
-            images.append({"filename": item["filename"], "type": "base64", "data": data})
+            images.append(
+                {"filename": item["filename"], "type": "base64", "data": data, "node": node_id}
+            )
     return images, errors
 
 

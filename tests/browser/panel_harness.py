@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Callable
 from typing import Any
+
+WAIT = 60_000  # ms: ComfyUI's page loads slowly on a busy 2-core machine
 
 # Before any page script: keep the runtime the extension announces (tests only).
 CAPTURE_RUNTIME = """window.addEventListener('parallel.ready',
@@ -142,3 +145,30 @@ def ui_workflow(note: str, seconds: float, steps: int = 6) -> dict[str, Any]:
         "extra": {},
         "version": 0.4,
     }
+
+
+SOCKET_READY = """async () => { const { api } = await import('/scripts/api.js');
+  return api.socket && api.socket.readyState === 1 && !!api.clientId; }"""
+
+
+def open_comfy_page(
+    browser: Any,
+    url: str,
+    *init_scripts: str,
+    before_load: Callable[[Any], None] | None = None,
+) -> tuple[Any, Any]:
+    """A fresh browser context (one ComfyUI client) on `url`, returned as (context, page) once
+    the extension has announced its runtime and the websocket is up. The first-run templates
+    dialog, which would cover the canvas, is marked as seen; `init_scripts` run before any page
+    script; `before_load(page)` can attach listeners before navigation."""
+    context = browser.new_context(viewport={"width": 1400, "height": 860})
+    for script in (CAPTURE_RUNTIME, *init_scripts):
+        context.add_init_script(script)
+    context.request.post(f"{url}/settings/Comfy.TutorialCompleted", data="true")
+    page = context.new_page()
+    if before_load is not None:
+        before_load(page)
+    page.goto(url, wait_until="domcontentloaded")
+    page.wait_for_function("() => window.__parallelRuntime !== undefined", timeout=WAIT)
+    page.wait_for_function(SOCKET_READY, timeout=WAIT)
+    return context, page

@@ -21,14 +21,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from panel_harness import CAPTURE_RUNTIME, CLICK_STOP, OPEN_PANEL, PANEL_ROWS, PROMPTS, ui_workflow
+from panel_harness import (
+    CLICK_STOP,
+    OPEN_PANEL,
+    PANEL_ROWS,
+    PROMPTS,
+    WAIT,
+    open_comfy_page,
+    ui_workflow,
+)
 from runpod_fake import FakeRunpod, Outcome, fake_in_thread
 
 from conftest import find_comfyui, make_base_directory, newest_frontend_root
 from parallel_runs.comfy_process import ComfyProcess
 
 pytestmark = pytest.mark.browser
-WAIT = 60_000
 ENDPOINT = "ep-test"
 KEY = f"rp_BROWSER_{uuid.uuid4().hex}"
 
@@ -164,23 +171,16 @@ class Page:
     """One browser context on A, with the panel open and every HTTP answer of ours recorded."""
 
     def __init__(self, browser, url: str) -> None:
-        self.context = browser.new_context(viewport={"width": 1400, "height": 860})
-        self.context.add_init_script(CAPTURE_RUNTIME)
-        self.context.add_init_script(WATCH_SOCKET)
-        self.context.request.post(f"{url}/settings/Comfy.TutorialCompleted", data="true")
         self.responses: list[Any] = []
         self.errors: list[str] = []
-        page = self.page = self.context.new_page()
+        self.context, self.page = open_comfy_page(
+            browser, url, WATCH_SOCKET, before_load=self._listen
+        )
+        assert self.page.evaluate(OPEN_PANEL)
+
+    def _listen(self, page: Any) -> None:
         page.on("response", self._record)
         page.on("pageerror", lambda error: self.errors.append(str(error)))
-        page.goto(url, wait_until="domcontentloaded")
-        page.wait_for_function("() => window.__parallelRuntime !== undefined", timeout=WAIT)
-        page.wait_for_function(
-            "async () => { const { api } = await import('/scripts/api.js');"
-            " return api.socket && api.socket.readyState === 1 && !!api.clientId; }",
-            timeout=WAIT,
-        )
-        assert page.evaluate(OPEN_PANEL)
 
     def _record(self, response: Any) -> None:
         kind = response.headers.get("content-type", "")

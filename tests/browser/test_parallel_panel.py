@@ -10,34 +10,23 @@ import uuid
 import pytest
 from panel_harness import (
     CANVAS,
-    CAPTURE_RUNTIME,
     CLICK_STOP,
     LOAD_AND_QUEUE,
     OPEN_PANEL,
     PANEL_ROWS,
     PROMPTS,
     SWITCH_TAB,
+    WAIT,
     WATCH_STOCK_LISTENERS,
+    open_comfy_page,
     ui_workflow,
 )
 
 pytestmark = pytest.mark.browser
-WAIT = 60_000
 
 
 def open_page(browser, url):
-    context = browser.new_context(viewport={"width": 1400, "height": 860})
-    context.add_init_script(CAPTURE_RUNTIME)
-    # A fresh user gets the templates dialog on first load; this user has seen it.
-    context.request.post(f"{url}/settings/Comfy.TutorialCompleted", data="true")
-    page = context.new_page()
-    page.goto(url, wait_until="domcontentloaded")
-    page.wait_for_function("() => window.__parallelRuntime !== undefined", timeout=WAIT)
-    page.wait_for_function(
-        "async () => { const { api } = await import('/scripts/api.js');"
-        " return api.socket && api.socket.readyState === 1 && !!api.clientId; }",
-        timeout=WAIT,
-    )
+    context, page = open_comfy_page(browser, url)
     page.evaluate(WATCH_STOCK_LISTENERS)
     assert page.evaluate(OPEN_PANEL)
     return context, page

@@ -12,10 +12,9 @@ import urllib.request
 from typing import Any
 
 import pytest
-from panel_harness import CAPTURE_RUNTIME, OPEN_PANEL, PANEL_ROWS, PROMPTS, ui_workflow
+from panel_harness import OPEN_PANEL, PANEL_ROWS, PROMPTS, WAIT, open_comfy_page, ui_workflow
 
 pytestmark = pytest.mark.browser
-WAIT = 60_000
 
 # Before any page script: while `__parallelHoldSocket` is set, new websockets go to a path the
 # server refuses (404), so the frontend keeps retrying without getting through.
@@ -87,21 +86,13 @@ def wait_row(page, prompt_id: str, status: str, thumbs: bool = False) -> None:
 
 def test_panel_rebuilds_after_reconnect(comfy_server_newest, chromium, artifacts_dir):
     url = comfy_server_newest.url
-    context = chromium.new_context(viewport={"width": 1400, "height": 860})
-    context.add_init_script(CAPTURE_RUNTIME)
-    context.add_init_script(HOLD_SOCKET)
-    context.request.post(f"{url}/settings/Comfy.TutorialCompleted", data="true")
-    page = context.new_page()
     errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
+
+    def record_errors(page: Any) -> None:
+        page.on("pageerror", lambda error: errors.append(str(error)))
+
+    context, page = open_comfy_page(chromium, url, HOLD_SOCKET, before_load=record_errors)
     try:
-        page.goto(url, wait_until="domcontentloaded")
-        page.wait_for_function("() => window.__parallelRuntime !== undefined", timeout=WAIT)
-        page.wait_for_function(
-            "async () => { const { api } = await import('/scripts/api.js');"
-            " return api.socket && api.socket.readyState === 1 && !!api.clientId; }",
-            timeout=WAIT,
-        )
         assert page.evaluate(OPEN_PANEL)
         client_id = page.evaluate("async () => (await import('/scripts/api.js')).api.clientId")
 

@@ -1,17 +1,22 @@
 """End to end: ComfyUI A (with the package) offloads a prompt to the fake RunPod control plane,
 which the unmodified `runpod` worker loop serves with our handler driving a second real
-ComfyUI B. A's websocket client sees ComfyUI's own events under A's prompt id, and the result
-lands in A's output folder where /view serves it."""
+ComfyUI B. A's websocket client sees ComfyUI's own events under A's prompt id (previews
+included), each output node's images on that node, and the results land in A's output folder
+where /view serves them."""
 
 from __future__ import annotations
 
 import asyncio
 import io
+import json
+import struct
 import uuid
+from dataclasses import dataclass, field
 
 import aiohttp
 import pytest
 from offload_harness import start_comfy_a
+from PIL import Image
 from runpod_fake import fake_in_thread, png_bytes, start_worker
 
 from parallel_runs.client import ComfyClient
@@ -34,7 +39,48 @@ def prompt(seconds: float = 1.0) -> dict:
             "class_type": "SaveImage",
             "inputs": {"images": ["3", 0], "filename_prefix": f"e2e-{uuid.uuid4().hex[:6]}"},
         },
+        "5": {
+            "class_type": "SaveImage",
+            "inputs": {"images": ["2", 0], "filename_prefix": f"e2e-raw-{uuid.uuid4().hex[:6]}"},
+        },
     }
+
+
+@dataclass
+class FrameRecorder(ComfyClient):
+    """A's websocket client, keeping the raw binary frames to check their exact layout."""
+
+    frames: list[bytes] = field(default_factory=list)
+
+    def decode_binary(self, frame: bytes):
+        self.frames.append(bytes(frame))
+        return super().decode_binary(frame)
+
+
+def type4_frames(frames: list[bytes]) -> list[tuple[dict, bytes]]:
+    """(metadata, image) of each `[u32 4][u32 len][metadata json][image]` frame."""
+    found = []
+    for frame in frames:
+        event, length = struct.unpack_from(">II", frame)
+        if event == 4:
+            found.append((json.loads(frame[8 : 8 + length]), frame[8 + length :]))
+    return found
+
+
+async def view(client: ComfyClient, url: str, image: dict) -> bytes:
+    async with client.session.get(f"{url}/view", params=image) as response:
+        assert response.status == 200
+        return await response.read()
+
+
+def pixel_of(png: bytes) -> tuple[int, int, int]:
+    with Image.open(io.BytesIO(png)) as picture:
+        assert picture.size == (16, 8)
+        return picture.convert("RGB").getpixel((3, 3))
+
+
+def close_to(a: tuple[int, ...], b: tuple[int, ...], tolerance: int = 1) -> bool:
+    return all(abs(x - y) <= tolerance for x, y in zip(a, b, strict=True))
 
 
 async def offload_and_watch(url: str, body: dict, client: ComfyClient, timeout: float = 120):
@@ -74,8 +120,8 @@ async def test_offloaded_prompt_runs_on_b_and_shows_up_in_a(comfy_a_with_worker)
     fake, comfy_a, base, worker = comfy_a_with_worker
     (base / "input" / "offload-in.png").write_bytes(png_bytes(16, 8, (200, 30, 30)))
 
-    async with ComfyClient(comfy_a.url) as client:
-        body = {"prompt": prompt(), "client_id": client.client_id}
+    async with FrameRecorder(comfy_a.url) as client:
+        body = {"prompt": prompt(seconds=2.5), "client_id": client.client_id}
         prompt_id, events = await offload_and_watch(comfy_a.url, body, client)
         types = [e.type for e in events]
         assert types[-1] == "execution_success", (events[-3:], worker.log_text()[-3000:])
@@ -89,23 +135,37 @@ async def test_offloaded_prompt_runs_on_b_and_shows_up_in_a(comfy_a_with_worker)
         assert jobs[0]["status"] == "queued" and jobs[-1]["status"] == "success"
         assert {j["executor"] for j in jobs} == {"runpod:ep-test"}
 
-        (executed,) = [e.data for e in events if e.type == "executed"]
-        assert executed["node"] == "4"
-        (image,) = executed["output"]["images"]
-        assert image["type"] == "output" and image["subfolder"] == f"parallel-runs/{prompt_id}"
-        saved = base / "output" / image["subfolder"] / image["filename"]
-        async with client.session.get(f"{comfy_a.url}/view", params=image) as response:
-            assert response.status == 200
-            served = await response.read()
-        assert served == saved.read_bytes()
+        # the slow node's preview, relayed as a type-4 frame naming A's prompt and the node
+        assert "preview" in types, (types, worker.log_text()[-3000:])
+        assert types.index("execution_start") < types.index("preview") < types.index("executed")
+        (metadata, jpeg), *_ = type4_frames(client.frames)
+        assert metadata == {
+            "node_id": "2",
+            "display_node_id": "2",
+            "parent_node_id": None,
+            "real_node_id": "2",
+            "prompt_id": prompt_id,
+            "image_type": "image/jpeg",
+        }
+        with Image.open(io.BytesIO(jpeg)) as picture:
+            assert picture.format == "JPEG" and picture.size == (16, 8)
+            assert close_to(picture.convert("RGB").getpixel((8, 4)), (200, 30, 30), 12)
 
-    from PIL import Image
+        # each SaveImage's file is shown on that node: 4 got the inverted image, 5 the source
+        executed = {e.data["node"]: e.data["output"] for e in events if e.type == "executed"}
+        assert sorted(executed) == ["4", "5"]
+        served = {}
+        for node, output in executed.items():
+            (image,) = output["images"]
+            assert image["type"] == "output"
+            assert image["subfolder"] == f"parallel-runs/{prompt_id}"
+            served[node] = await view(client, comfy_a.url, image)
+            saved = base / "output" / image["subfolder"] / image["filename"]
+            assert served[node] == saved.read_bytes()
 
-    with Image.open(io.BytesIO(served)) as picture:
-        assert picture.size == (16, 8)
-        pixel = picture.convert("RGB").getpixel((3, 3))
     inverted = (255 - 200, 255 - 30, 255 - 30)  # B ran ImageInvert (float maths: +-1)
-    assert all(abs(a - b) <= 1 for a, b in zip(pixel, inverted, strict=True)), pixel
+    assert close_to(pixel_of(served["4"]), inverted), pixel_of(served["4"])
+    assert close_to(pixel_of(served["5"]), (200, 30, 30)), pixel_of(served["5"])
 
     (job,) = fake.jobs.values()
     assert job.status == "COMPLETED" and job.progress, "the worker reported progress"

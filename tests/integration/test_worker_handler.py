@@ -10,6 +10,7 @@ import io
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,17 @@ import pytest
 from PIL import Image
 from runpod_fake import FakeRunpod, WorkerProcess, fake_in_thread, png_bytes, start_worker
 
+from parallel_runs.client import Event
 from parallel_runs.comfy_process import ComfyProcess
 from parallel_runs.runpod_client import RunpodClient
-from parallel_runs.runpod_models import JobStatus, WorkerOutput, WorkerProgress
+from parallel_runs.runpod_models import (
+    MAX_PREVIEW_CHARS,
+    JobStatus,
+    WorkerOutput,
+    WorkerPreview,
+    WorkerProgress,
+)
+from parallel_runs.worker.handler import ProgressReporter
 
 pytestmark = pytest.mark.comfy
 
@@ -108,11 +117,100 @@ async def test_job_reports_progress_and_returns_the_image(client, fake, worker):
     # Rate limited: 16 steps x (bar + text) + node changes would be ~40 posts without it.
     assert len(fake.job(queued.id).progress) < 20
 
+    # the slow node's preview (the image it holds) rides along while it runs
+    previews = [WorkerPreview.model_validate(p.preview) for p in slow if p.preview]
+    assert previews, f"no preview in {len(seen)} progress values"
+    assert {(p.node, p.image_type) for p in previews} == {("2", "image/jpeg")}
+    with Image.open(io.BytesIO(base64.b64decode(previews[0].data))) as image:
+        assert image.format == "JPEG" and image.size == (64, 48)
+        pixel = image.convert("RGB").getpixel((10, 10))
+        assert all(abs(a - b) <= 8 for a, b in zip(pixel, (0x33, 0x66, 0xCC), strict=True))
+
     output = WorkerOutput.model_validate(final.output)
     assert [i.type for i in output.images] == ["base64"] and output.errors is None
+    assert [i.node for i in output.images] == ["3"]  # the SaveImage that wrote it
     with Image.open(io.BytesIO(base64.b64decode(output.images[0].data))) as image:
         assert image.format == "PNG" and image.size == (64, 48)
         assert image.convert("RGB").getpixel((10, 10)) == (0x33, 0x66, 0xCC)
+
+
+async def test_each_output_names_its_node(client, worker):
+    prompt = slow_prompt(f"a{uuid.uuid4().hex[:6]}", 0.0, 1, width=8, height=8)
+    prompt["4"] = {
+        "class_type": "SaveImage",
+        "inputs": {"images": ["1", 0], "filename_prefix": f"b{uuid.uuid4().hex[:6]}"},
+    }
+    prompt["1"]["inputs"]["batch_size"] = 2
+    final, _ = await follow(client, (await client.run(EP, {"workflow": prompt})).id)
+    assert final.status == "COMPLETED", (final, worker.log_text()[-3000:])
+    nodes = [i.node for i in WorkerOutput.model_validate(final.output).images]
+    assert sorted(nodes) == ["3", "3", "4", "4"]
+
+
+# --------------------------------------------------------------------------- reporter
+
+
+@dataclass
+class Clock:
+    now: float = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def preview_event(image: bytes, node: str | None = "2", kind: int = 4) -> Event:
+    data = {"image_type": "image/jpeg", "image": image, "prompt_id": "p"}
+    if node is not None and kind == 4:
+        data["node"] = node
+    return Event("preview", data)
+
+
+def test_reporter_posts_each_new_preview_rate_limited_and_holds_it_a_while():
+    clock, posts = Clock(), []
+    reporter = ProgressReporter(
+        posts.append, interval=0.5, clock=clock, preview_interval=1.0, preview_hold=3.0
+    )
+    reporter.apply(Event("executing", {"node": "2", "prompt_id": "p"}))  # posted at once
+    clock.now = 0.1
+    reporter.apply(preview_event(b"\xff\xd8\xffA"))
+    assert len(posts) == 1 and "preview" not in posts[0]  # within the progress interval
+    clock.now = 0.6
+    reporter.flush()  # what the follow loop does after a quiet interval
+    assert posts[-1]["preview"] == {
+        "node": "2",
+        "image_type": "image/jpeg",
+        "data": base64.b64encode(b"\xff\xd8\xffA").decode(),
+    }
+    clock.now = 0.7
+    reporter.apply(preview_event(b"\xff\xd8\xffB"))  # within a second of the first preview
+    clock.now = 1.2
+    reporter.apply(Event("progress", {"node": "2", "value": 1, "max": 4}))
+    assert posts[-1]["value"] == 1 and posts[-1]["preview"]["data"].endswith("QQ==")  # "A"
+    clock.now = 1.7
+    reporter.flush()
+    assert base64.b64decode(posts[-1]["preview"]["data"]).endswith(b"B")
+    count = len(posts)
+    clock.now = 2.3
+    reporter.apply(preview_event(b"\xff\xd8\xffB"))  # unchanged: nothing to post
+    reporter.flush()
+    assert len(posts) == count
+    clock.now = 3.0
+    reporter.apply(Event("progress", {"node": "2", "value": 2, "max": 4}))
+    assert base64.b64decode(posts[-1]["preview"]["data"]).endswith(b"B")  # still held
+    clock.now = 4.8  # held for 3 s: then progress goes without it
+    reporter.apply(Event("progress", {"node": "2", "value": 3, "max": 4}))
+    assert "preview" not in posts[-1]
+    assert [p["seq"] for p in posts] == list(range(1, len(posts) + 1))
+
+
+def test_reporter_skips_oversized_previews_and_names_legacy_ones_by_executing_node():
+    clock, posts = Clock(), []
+    reporter = ProgressReporter(posts.append, interval=0.0, clock=clock, preview_interval=0.0)
+    reporter.apply(Event("executing", {"node": "7", "prompt_id": "p"}))
+    reporter.apply(preview_event(b"\xff" * (MAX_PREVIEW_CHARS * 3 // 4 + 3)))
+    assert all("preview" not in p for p in posts)
+    reporter.apply(preview_event(b"\xff\xd8\xffC", kind=1))  # type 1: no node, no prompt
+    assert posts[-1]["preview"]["node"] == "7"
 
 
 async def test_uploaded_image_is_used(client, worker):

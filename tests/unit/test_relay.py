@@ -1,13 +1,35 @@
-"""The relay's pure parts: worker progress -> ComfyUI events, and the poll planner's budget."""
+"""The relay's pure parts (worker progress -> ComfyUI events, previews checked, the poll
+planner's budget), and the relay itself against the fake control plane's simulated worker:
+previews reach the prompt's client in the layout it negotiated, outputs land on their nodes."""
 
 from __future__ import annotations
 
+import base64
+import io
+import json
+import logging
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from PIL import Image
+from runpod_fake import Outcome, png_bytes, running_fake
 
-from parallel_runs_node.server_routes.job_registry import JobError
+from parallel_runs_node.parallel_runs.runpod_client import RunpodClient
+from parallel_runs_node.parallel_runs.runpod_models import MAX_PREVIEW_CHARS
+from parallel_runs_node.server_routes.job_registry import JobError, JobRecord, JobRegistry
+from parallel_runs_node.server_routes.output_files import OutputSaver
 from parallel_runs_node.server_routes.poll_planner import PollPlanner
-from parallel_runs_node.server_routes.relay_events import EventMapper, worker_error_text
+from parallel_runs_node.server_routes.relay import Relay
+from parallel_runs_node.server_routes.relay_events import (
+    EventMapper,
+    read_preview,
+    worker_error_text,
+)
 
 TYPES = {"1": "EmptyImage", "2": "KSampler", "3": "SaveImage"}
 
@@ -103,3 +125,198 @@ def test_polls_cluster_around_the_expected_end():
     around = [t for t in polls if 4.5 <= t <= 5.5]
     assert len(before) <= 4 and len(around) >= 3, polls
     assert min(t for t in polls if t >= 5.0) <= 5.15  # the end is seen within ~0.1 s
+
+
+# --------------------------------------------------------------------------- previews
+
+
+def jpeg(size: tuple[int, int] = (32, 16), color: tuple[int, int, int] = (0, 200, 0)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def preview(node: str = "2", image: bytes | None = None, kind: str = "image/jpeg") -> dict:
+    data = base64.b64encode(jpeg() if image is None else image).decode()
+    return {"node": node, "image_type": kind, "data": data}
+
+
+def test_a_preview_is_relayed_once_until_it_changes():
+    mapper = EventMapper("p1", TYPES)
+    first = mapper.preview(progress(node="2", value=1, max=4, preview=preview()))
+    assert first is not None and (first.node, first.image_type) == ("2", "image/jpeg")
+    assert first.image == jpeg()
+    assert mapper.preview(progress(node="2", value=2, max=4, preview=preview())) is None
+    assert mapper.preview(progress(node="2", value=3, max=4)) is None  # no preview: nothing
+    newer = mapper.preview(progress(preview=preview(image=jpeg(color=(9, 9, 9)))))
+    assert newer is not None and newer.image == jpeg(color=(9, 9, 9))
+    png = mapper.preview(progress(preview=preview("3", png_bytes(), "image/png")))
+    assert png is not None and png.legacy_payload() == struct.pack(">I", 2) + png_bytes()
+    assert newer.legacy_payload()[:4] == struct.pack(">I", 1)
+    assert newer.metadata("p1") == {
+        "node_id": "2",
+        "display_node_id": "2",
+        "parent_node_id": None,
+        "real_node_id": "2",
+        "prompt_id": "p1",
+        "image_type": "image/jpeg",
+    }
+
+
+PNG_B64 = base64.b64encode(png_bytes()).decode()
+
+
+@pytest.mark.parametrize(
+    ("bad", "logged"),
+    [
+        ({"node": "2", "image_type": "image/jpeg", "data": "not base64 at all!"}, "not base64"),
+        ({"node": "2", "image_type": "image/jpeg", "data": "x" * (MAX_PREVIEW_CHARS + 4)}, "data"),
+        ({"node": "2", "image_type": "image/gif", "data": "R0lGOD=="}, "image_type"),
+        ({"node": "2", "image_type": "image/jpeg", "data": PNG_B64}, "not a image/jpeg"),
+        ({"image_type": "image/jpeg", "data": "AAAA"}, "node"),
+        ("a string", "preview"),
+    ],
+)
+def test_bad_previews_are_ignored_with_a_log_line(caplog, bad, logged):
+    mapper = EventMapper("p1", TYPES)
+    raw = progress(node="2", value=1, max=4, executing="2", preview=bad)
+    with caplog.at_level(logging.WARNING):
+        assert mapper.preview(raw) is None
+        assert mapper.preview(raw) is None  # the same bad value again: not logged again
+    assert [e for e, _ in mapper.progress(raw)] == ["executing", "progress", "progress_state"]
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert logged in line and "ignored" in line
+    assert len(line) < 300  # the data itself is never logged
+
+
+def test_a_preview_that_does_not_decode_or_is_huge_yields_no_picture(caplog):
+    truncated = read_preview(progress(preview=preview(image=jpeg()[:40])))
+    assert truncated is not None and truncated.picture() is None
+    huge = io.BytesIO()
+    Image.new("RGB", (3000, 3000)).save(huge, format="PNG")  # ~30 KB, 9 megapixels
+    big = read_preview(progress(preview=preview(image=huge.getvalue(), kind="image/png")))
+    assert big is not None and big.picture() is None
+    assert "too large" in caplog.text
+    good = read_preview(progress(preview=preview()))
+    assert good is not None and good.picture().size == (32, 16)
+
+
+@dataclass
+class FakePromptServer:
+    """What the relay uses of PromptServer: `send_sync`, the sockets and their flags."""
+
+    flags: dict[str, dict[str, Any]]
+    sent: list[tuple[Any, Any, str | None]] = field(default_factory=list)
+
+    @property
+    def sockets(self) -> dict[str, object]:
+        return {sid: object() for sid in self.flags}
+
+    @property
+    def sockets_metadata(self) -> dict[str, dict[str, Any]]:
+        return {sid: {"feature_flags": flags} for sid, flags in self.flags.items()}
+
+    def send_sync(self, event: Any, data: Any, sid: str | None = None) -> None:
+        self.sent.append((event, data, sid))
+
+    def json_events(self, name: str) -> list[dict[str, Any]]:
+        return [d for e, d, _ in self.sent if e == name]
+
+    def binary(self) -> list[tuple[int, Any, str | None]]:
+        return [(e, d, s) for e, d, s in self.sent if isinstance(e, int)]
+
+
+PROMPT_TYPES = {"2": "ParallelRunsSlowPassthrough", "4": "SaveImage", "5": "SaveImage"}
+
+
+async def relay_job(tmp_path, server, outcome: Outcome, client_id: str | None = "tab-new"):
+    """Submit one job through a real Relay to the fake's simulated worker; its record."""
+    async with (
+        running_fake(api_key="k", simulate=outcome) as fake,
+        aiohttp.ClientSession() as session,
+    ):
+        relay = Relay(
+            JobRegistry(tmp_path / "jobs.json"),
+            OutputSaver(tmp_path / "output"),
+            server.send_sync,
+            lambda: RunpodClient(session, "k", fake.base_url),
+        )
+        record = JobRecord(
+            prompt_id="p-relay",
+            endpoint_id="ep-test",
+            client_id=client_id,
+            node_types=PROMPT_TYPES,
+            output_node="4",
+        )
+        await relay.submit(record, {"workflow": {}})
+        done = await relay.wait(record.prompt_id)
+        await relay.close()
+        return done
+
+
+async def test_previews_reach_the_client_in_the_layout_it_negotiated(tmp_path):
+    flags = {
+        "tab-new": {"supports_preview_metadata": True},
+        "tab-old": {},
+        "someone-else": {"supports_preview_metadata": True},
+    }
+    outcome = Outcome(worker_time=2.0, steps=8, preview=preview("2"))
+    for client, flagged in (("tab-new", True), ("tab-old", False)):
+        server = FakePromptServer(flags)
+        record = await relay_job(tmp_path / client, server, outcome, client)
+        assert record.status == "success"
+        (frame,) = server.binary()  # repeated by the worker, relayed once, to this client only
+        event, data, sid = frame
+        assert sid == client
+        if flagged:
+            assert event == 4
+            (image_format, picture, max_size), metadata = data
+            assert (image_format, max_size, picture.size) == ("JPEG", None, (32, 16))
+            assert metadata["prompt_id"] == "p-relay" and metadata["node_id"] == "2"
+            assert metadata["display_node_id"] == "2" and metadata["image_type"] == "image/jpeg"
+            json.dumps(metadata)  # ComfyUI serialises it
+        else:
+            assert event == 1 and data == struct.pack(">I", 1) + jpeg()
+        # the preview comes while the job runs, between its start and its end
+        order = [e for e, _, _ in server.sent]
+        assert order.index("execution_start") < order.index(event)
+        assert order.index(event) < order.index("execution_success")
+
+
+async def test_a_prompt_without_client_previews_to_everyone_by_their_flags(tmp_path):
+    server = FakePromptServer({"a": {"supports_preview_metadata": True}, "b": {}})
+    outcome = Outcome(worker_time=0.8, steps=4, preview=preview("2"))
+    await relay_job(tmp_path, server, outcome, client_id=None)
+    assert sorted((e, s) for e, _, s in server.binary()) == [(1, "b"), (4, "a")]
+
+
+async def test_bad_previews_never_reach_a_client_and_the_job_still_succeeds(tmp_path, caplog):
+    server = FakePromptServer({"tab-new": {"supports_preview_metadata": True}, "tab-old": {}})
+    bad = {"node": "2", "image_type": "image/jpeg", "data": "%%%not-base64%%%"}
+    record = await relay_job(tmp_path, server, Outcome(worker_time=0.8, preview=bad))
+    assert record.status == "success" and server.binary() == []
+    assert "not base64" in caplog.text and "%%%" not in caplog.text
+    assert server.json_events("progress")  # progress still flowed
+
+
+async def test_outputs_are_shown_on_the_node_that_made_them(tmp_path):
+    server = FakePromptServer({"tab-new": {}})
+    record = await relay_job(tmp_path, server, Outcome(output_nodes=("4", "5")))
+    assert record.status == "success"
+    executed = {d["node"]: d["output"]["images"] for d in server.json_events("executed")}
+    assert sorted(executed) == ["4", "5"]
+    assert [i["filename"] for i in executed["4"]] == ["node4_00001_.png"]
+    assert [i["filename"] for i in executed["5"]] == ["node5_00001_.png"]
+    assert {n: [f.filename for f in files] for n, files in record.outputs.items()} == {
+        "4": ["node4_00001_.png"],
+        "5": ["node5_00001_.png"],
+    }
+    saved = tmp_path / "output" / "parallel-runs" / "p-relay" / "node5_00001_.png"
+    assert saved.read_bytes() == png_bytes(5, 4, (10, 0, 0))
+
+
+async def test_outputs_without_a_node_go_to_the_prompts_output_node(tmp_path):
+    server = FakePromptServer({"tab-new": {}})
+    record = await relay_job(tmp_path, server, Outcome())  # a stock worker-comfyui result
+    (executed,) = server.json_events("executed")
+    assert executed["node"] == "4" and list(record.outputs) == ["4"]
