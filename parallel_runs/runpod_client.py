@@ -2,8 +2,9 @@
 `/health`) on aiohttp, without the heavy `runpod` SDK so the ComfyUI plugin stays light.
 
 Every failure becomes a `RunpodError` subclass; 429 and 5xx answers are retried with bounded
-exponential backoff and jitter (honouring `Retry-After`). The API key travels only in the
-Authorization header and is scrubbed from every message and repr.
+exponential backoff and jitter (honouring `Retry-After`). A network failure of any kind
+(connection, timeout, a broken or truncated body) is status 0, retried for GETs only. The API
+key travels only in the Authorization header and is scrubbed from every message and repr.
 """
 
 from __future__ import annotations
@@ -195,11 +196,11 @@ class RunpodClient:
         while True:
             try:
                 status, retry_after, payload = await self._send(method, url, body)
-            except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as error:
+            except (aiohttp.ClientError, asyncio.TimeoutError) as error:
                 # A POST that may have reached RunPod is not repeated (no duplicate jobs).
                 if method != "GET" or attempt >= self.retry.retries:
                     raise RunpodServerError(
-                        0, self._scrub(f"could not reach RunPod: {type(error).__name__}")
+                        0, self._scrub(f"no answer from RunPod: {_network_text(error)}")
                     ) from None
                 status, retry_after, payload = 0, None, None
             else:
@@ -219,7 +220,8 @@ class RunpodClient:
         async with self._session.request(
             method, url, data=body, headers=headers, timeout=self._timeout, allow_redirects=False
         ) as response:
-            text = await response.text()
+            # bytes, decoded leniently: a proxy's non-UTF-8 error page must not raise here
+            text = (await response.read()).decode("utf-8", errors="replace")
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             try:
                 payload: Any = json.loads(text) if text else None
@@ -247,6 +249,12 @@ class RunpodClient:
         if status == 400:
             raise RunpodBadRequest(status, f"RunPod rejected the request{detail}")
         raise RunpodError(status, f"RunPod answered HTTP {status}{detail}")
+
+
+def _network_text(error: BaseException) -> str:
+    """What went wrong on the wire, briefly (class name, plus aiohttp's reason if any)."""
+    detail = str(error).strip().splitlines()[0][:150] if str(error).strip() else ""
+    return f"{type(error).__name__} ({detail})" if detail else type(error).__name__
 
 
 def _error_text(payload: Any) -> str:

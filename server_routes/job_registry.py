@@ -2,8 +2,13 @@
 
 One JSON file in ComfyUI's user directory, rewritten atomically (write + rename) shortly after
 status changes; many changes in a burst cost one write. A new job is written at once, before it
-is sent to RunPod. It maps our prompt id to the RunPod job id and keeps what the jobs list and
-a restarted relay need. It never holds the API key.
+is sent to RunPod; durable changes (the job id, a job's end) are also fsynced. It maps our
+prompt id to the RunPod job id and keeps what the jobs list and a restarted relay need. It never
+holds the API key.
+
+The state is serialised on the event loop and written by a worker thread, so the loop never
+waits for the disk; `saved()` awaits those writes, `flush()` writes synchronously (shutdown,
+atexit).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -107,7 +113,8 @@ class RegistryFile(BaseModel):
 
 
 class JobRegistry:
-    """In-memory records with write-through persistence; single event loop, no locking."""
+    """In-memory records with write-through persistence. Records change on one event loop;
+    writes run in threads and never put an older state over a newer one."""
 
     def __init__(
         self, path: Path, keep_finished: int = KEEP_FINISHED, save_delay: float = 0.2
@@ -117,6 +124,10 @@ class JobRegistry:
         self.save_delay = save_delay
         self._jobs: dict[str, JobRecord] = {}
         self._pending: asyncio.TimerHandle | None = None
+        self._version = 0  # bumped by every change
+        self._written = 0  # the newest version on disk (under _write_lock)
+        self._write_lock = threading.Lock()
+        self._writes: set[asyncio.Future[None]] = set()
 
     def load(self) -> list[JobRecord]:
         """Read the file (a damaged one is set aside, not fatal); returns the active records."""
@@ -134,14 +145,19 @@ class JobRegistry:
         self._jobs = {job.prompt_id: job for job in stored.jobs}
         return self.active()
 
-    def save(self) -> None:
-        """Write now (and cancel a pending deferred write)."""
-        if self._pending is not None:
-            self._pending.cancel()
-            self._pending = None
-        self._prune()
-        body = RegistryFile(jobs=list(self._jobs.values()))
-        write_private(self.path, body.model_dump_json(), durable=False)
+    def save(self, durable: bool = False) -> None:
+        """Write now (and cancel a pending deferred write): in a thread when an event loop
+        runs, else right here. `durable` fsyncs the file and its folder."""
+        self._cancel_pending()
+        version, text = self._version, self._serialise()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._write(version, text, durable)
+            return
+        write = loop.run_in_executor(None, self._write, version, text, durable)
+        self._writes.add(write)
+        write.add_done_callback(self._write_done)
 
     def save_soon(self) -> None:
         """Write within `save_delay` seconds, once for any number of changes until then."""
@@ -153,10 +169,48 @@ class JobRegistry:
         if self._pending is None:
             self._pending = loop.call_later(self.save_delay, self.save)
 
+    async def saved(self) -> None:
+        """Until every write started so far is on disk; raises the first one's error."""
+        while self._writes:
+            done, _ = await asyncio.wait(set(self._writes))  # a cancelled wait stops no write
+            for write in done:
+                error = None if write.cancelled() else write.exception()
+                if error is not None:
+                    raise error
+
     def flush(self) -> None:
-        """Write a pending change now (shutdown)."""
+        """Write what is not on disk yet, synchronously and durably. For shutdown: needs no
+        event loop (atexit), waits for a write in progress, and may be called again."""
+        self._cancel_pending()
+        with self._write_lock:
+            if self._written >= self._version:
+                return
+        self._write(self._version, self._serialise(), durable=True)
+
+    def _cancel_pending(self) -> None:
         if self._pending is not None:
-            self.save()
+            self._pending.cancel()
+            self._pending = None
+
+    def _serialise(self) -> str:
+        self._prune()
+        return RegistryFile(jobs=list(self._jobs.values())).model_dump_json()
+
+    def _write(self, version: int, text: str, durable: bool) -> None:
+        """Put state `version` on disk unless a newer one already is (threads may overtake)."""
+        with self._write_lock:
+            if version < self._written or (version == self._written and not durable):
+                return
+            write_private(self.path, text, durable=durable)
+            self._written = version
+
+    def _write_done(self, write: asyncio.Future[None]) -> None:
+        self._writes.discard(write)
+        if not write.cancelled() and write.exception() is not None:
+            log.error("[parallel-runs] could not write %s: %s", self.path, write.exception())
+
+    def _changed(self) -> None:
+        self._version += 1
 
     def _prune(self) -> None:
         finished = [job for job in self._jobs.values() if not job.active]
@@ -168,6 +222,7 @@ class JobRegistry:
         if record.prompt_id in self._jobs:
             raise KeyError(f"prompt id {record.prompt_id} already registered")
         self._jobs[record.prompt_id] = record
+        self._changed()
         self.save()
         return record
 
@@ -175,20 +230,23 @@ class JobRegistry:
         return self._jobs.get(prompt_id)
 
     def update(self, prompt_id: str, *, durable: bool = False, **changes: Any) -> JobRecord:
-        """Apply `changes` (validated) and persist soon (`durable`: before returning)."""
+        """Apply `changes` (validated) and persist soon; `durable` (implied when the job ends):
+        write now, with fsync (`await saved()` to wait for it)."""
         current = self._jobs[prompt_id]
         record = JobRecord.model_validate(
             {**current.model_dump(), **changes, "updated_at": time.time()}
         )
         self._jobs[prompt_id] = record
-        if durable:
-            self.save()
+        self._changed()
+        if durable or (current.active and not record.active):
+            self.save(durable=True)
         else:
             self.save_soon()
         return record
 
     def remove(self, prompt_id: str) -> None:
         if self._jobs.pop(prompt_id, None) is not None:
+            self._changed()
             self.save()
 
     def all(self) -> list[JobRecord]:

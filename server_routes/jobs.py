@@ -21,6 +21,8 @@ JobSource = Callable[[], Iterable["JobSummary"]]
 DEFAULT_HISTORY = 50
 MAX_HISTORY = 500
 _STATUS_ORDER: dict[str, int] = {"running": 0, "queued": 1}
+# the events that end a prompt, the one that wins when several are recorded first
+_LAST_END = ("execution_interrupted", "execution_error", "execution_success")
 
 
 class JobSummary(BaseModel):
@@ -120,45 +122,63 @@ def _workflow_id(extra_data: Mapping[str, Any]) -> str | None:
     return str(value) if value else None
 
 
-def _base(item: Sequence[Any], status: Status) -> JobSummary:
+def _base(item: Sequence[Any], status: Status) -> dict[str, Any]:
+    """The JobSummary fields a queue item gives (validated by the caller)."""
     number, prompt_id, _prompt, extra_data = item[:4]
     extra = extra_data if isinstance(extra_data, Mapping) else {}
     created = extra.get("create_time")
-    return JobSummary(
-        prompt_id=str(prompt_id),
-        status=status,
-        client_id=extra.get("client_id") or None,
-        workflow_id=_workflow_id(extra),
-        number=float(number) if isinstance(number, int | float) else None,
-        queued_at=int(created) if isinstance(created, int | float) else None,
-    )
+    return {
+        "prompt_id": str(prompt_id),
+        "status": status,
+        "client_id": extra.get("client_id") or None,
+        "workflow_id": _workflow_id(extra),
+        "number": float(number) if isinstance(number, int | float) else None,
+        "queued_at": int(created) if isinstance(created, int | float) else None,
+    }
+
+
+def _queued(item: Sequence[Any], status: Status) -> JobSummary:
+    return JobSummary.model_validate(_base(item, status))
+
+
+def _error(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "message": data.get("exception_message", ""),
+        "type": data.get("exception_type"),
+        "node_id": data.get("node_id"),
+        "node_type": data.get("node_type"),
+    }
+
+
+def _timestamp(data: Mapping[str, Any] | None) -> int | None:
+    value = (data or {}).get("timestamp")
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _finished(entry: Mapping[str, Any]) -> JobSummary | None:
+    """A history entry as a JobSummary; None when it is not shaped like one (never raises)."""
     item = entry.get("prompt")
-    if not isinstance(item, Sequence) or len(item) < 4:
+    status = entry.get("status") or {}  # ComfyUI records None when a prompt ended oddly
+    if not isinstance(item, Sequence) or len(item) < 4 or not isinstance(status, Mapping):
         return None
-    status = entry.get("status") or {}
     messages = [m for m in status.get("messages") or [] if isinstance(m, Sequence) and len(m) == 2]
     events = {event: data for event, data in messages if isinstance(data, Mapping)}
-    job = _base(item, "success" if status.get("status_str") == "success" else "error")
-    job.started_at = events.get("execution_start", {}).get("timestamp")
+    state: Status = "success" if status.get("status_str") == "success" else "error"
     if "execution_interrupted" in events:
-        job.status = "interrupted"
-    error = events.get("execution_error")
-    if error is not None:
-        job.error = {
-            "message": error.get("exception_message", ""),
-            "type": error.get("exception_type"),
-            "node_id": error.get("node_id"),
-            "node_type": error.get("node_type"),
-        }
-    for event in ("execution_success", "execution_error", "execution_interrupted"):
-        if event in events:
-            job.finished_at = events[event].get("timestamp")
+        state = "interrupted"
     outputs = entry.get("outputs")
-    job.outputs = dict(outputs) if isinstance(outputs, Mapping) and outputs else None
-    return job
+    fields = {
+        **_base(item, state),
+        "started_at": _timestamp(events.get("execution_start")),
+        "finished_at": next((_timestamp(events[e]) for e in _LAST_END if e in events), None),
+        "error": _error(events["execution_error"]) if "execution_error" in events else None,
+        "outputs": dict(outputs) if isinstance(outputs, Mapping) and outputs else None,
+    }
+    try:
+        return JobSummary.model_validate(fields)
+    except ValidationError as exc:
+        log.warning("[parallel-runs] history entry %s skipped: %s", fields["prompt_id"], exc)
+        return None
 
 
 def local_jobs(server: Any, history: int = MAX_HISTORY) -> JobSource:
@@ -167,8 +187,8 @@ def local_jobs(server: Any, history: int = MAX_HISTORY) -> JobSource:
     def read() -> list[JobSummary]:
         queue = server.prompt_queue
         running, pending = queue.get_current_queue_volatile()
-        jobs = [_base(item, "running") for item in running]
-        jobs += [_base(item, "queued") for item in pending]
+        jobs = [_queued(item, "running") for item in running]
+        jobs += [_queued(item, "queued") for item in pending]
         # map_function avoids the deep copy; entries are only read here.
         finished = queue.get_history(max_items=history, map_function=lambda entry: entry)
         for entry in finished.values():

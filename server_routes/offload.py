@@ -3,12 +3,16 @@
 `install_offload` builds the config, registry, output saver and relay, and returns the routes,
 a jobs source for GET /parallel/jobs and the start-up/shutdown context that opens the HTTP
 session, resumes unfinished jobs and cancels the follow tasks on shutdown.
+
+ComfyUI 0.3.75 leaves its event loop on Ctrl-C without running the app's cleanup, so in ComfyUI
+the registry is also flushed from `atexit` (the last deferred changes would be lost otherwise).
 """
 
 from __future__ import annotations
 
+import atexit
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +28,7 @@ from .output_files import OutputSaver
 from .relay import MissingApiKey, Relay, Send
 
 REGISTRY_FILE = "offload_jobs.json"
+AtExit = Callable[[Callable[[], None]], object]  # atexit.register's shape
 
 
 @dataclass
@@ -39,7 +44,6 @@ class Offload:
     jobs_source: Callable[[], list[JobSummary]]
     cleanup_ctx: Callable[[web.Application], AsyncIterator[None]]
     deps: OffloadDeps
-    _session: _Session = field(default_factory=_Session, repr=False)
 
 
 def _comfy_defaults() -> dict[str, Any]:
@@ -73,8 +77,10 @@ def install_offload(
     saver: OutputSaver | None = None,
     relay_options: Mapping[str, Any] | None = None,
     client_options: Mapping[str, Any] | None = None,
+    at_exit: AtExit | None = None,
 ) -> Offload:
-    """Everything offload needs; ComfyUI's own values are used for what is not given."""
+    """Everything offload needs; ComfyUI's own values are used for what is not given.
+    `at_exit` (atexit.register in ComfyUI) gets the registry's flush for process exit."""
     if user_dir is None or folders is None or node_classes is None or listen is None:
         defaults = _comfy_defaults()
         user_dir = user_dir or defaults["user_dir"]
@@ -84,6 +90,8 @@ def install_offload(
     state = state_directory(user_dir)
     config = OffloadConfig(state, env=env, listen=listen)
     registry = JobRegistry(state / REGISTRY_FILE)
+    if at_exit is not None:
+        at_exit(registry.flush)  # a no-op when everything is on disk, so harmless twice
     holder = _Session()
 
     def clients() -> RunpodClient:
@@ -116,7 +124,7 @@ def install_offload(
     def jobs_source() -> list[JobSummary]:
         return [JobSummary.model_validate(summary) for summary in registry.summaries()]
 
-    return Offload(offload_routes(deps), jobs_source, lifecycle, deps, holder)
+    return Offload(offload_routes(deps), jobs_source, lifecycle, deps)
 
 
 def attach_offload(server: Any, env: Mapping[str, str] | None = None) -> Offload | None:
@@ -126,6 +134,6 @@ def attach_offload(server: Any, env: Mapping[str, str] | None = None) -> Offload
         defaults = _comfy_defaults()
     except ImportError:
         return None
-    offload = install_offload(server, env=env, **defaults)
+    offload = install_offload(server, env=env, at_exit=atexit.register, **defaults)
     server.app.cleanup_ctx.append(offload.cleanup_ctx)
     return offload

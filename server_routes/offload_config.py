@@ -35,7 +35,8 @@ class EnvKeyLocked(RuntimeError):
 
 def write_private(path: Path, text: str, durable: bool = True) -> None:
     """Atomically replace `path` with `text`, readable by the owner only (0600).
-    `durable` also waits for the disk (fsync), which can take tens of milliseconds."""
+    `durable` also waits for the disk (fsync of the file, then of its folder so the rename
+    itself survives a power cut), which can take tens of milliseconds: call it off the loop."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(OSError):
         os.chmod(path.parent, 0o700)
@@ -52,6 +53,21 @@ def write_private(path: Path, text: str, durable: bool = True) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    if durable:
+        _fsync_directory(path.parent)
+
+
+def _fsync_directory(folder: Path) -> None:
+    """Persist a rename in `folder` (POSIX; a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def state_directory(user_dir: Path) -> Path:
@@ -60,18 +76,23 @@ def state_directory(user_dir: Path) -> Path:
     return Path(user_dir) / f"__{STATE_NAME}"
 
 
+def is_loopback_host(host: str | None) -> bool:
+    """True for "localhost" and loopback address literals (IPv4-mapped IPv6 included)."""
+    name = (host or "").strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False  # a host name we cannot judge: treat it as reachable from outside
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
 def is_loopback_listen(listen: str) -> bool:
     """True when every address ComfyUI listens on (`--listen`, comma-separated) is loopback."""
-    for raw in listen.split(","):
-        host = raw.strip().strip("[]")
-        if host == "localhost":
-            continue
-        try:
-            if not ipaddress.ip_address(host).is_loopback:
-                return False
-        except ValueError:
-            return False  # a host name we cannot judge: treat it as reachable from outside
-    return True
+    return all(is_loopback_host(raw) for raw in listen.split(","))
 
 
 class StoredConfig(BaseModel):
@@ -97,7 +118,10 @@ class ConfigView(BaseModel):
 
 
 class OffloadConfig:
-    """Reads and writes the offload settings; holds no key in memory longer than asked."""
+    """Reads and writes the offload settings.
+
+    The stored endpoint id and key file are read once and cached (requests must not touch the
+    disk); the setters refresh the cache. Setters write with fsync: run them off the loop."""
 
     def __init__(
         self, state_dir: Path, env: Mapping[str, str] | None = None, listen: str = "127.0.0.1"
@@ -107,6 +131,8 @@ class OffloadConfig:
         self.key_path = self.folder / "runpod_api_key"
         self.config_path = self.folder / "offload.json"
         self.listen = listen
+        self._stored: StoredConfig | None = None
+        self._file_key: tuple[str | None] | None = None  # (key,) once read
 
     # -- where RunPod is
     @property
@@ -114,11 +140,14 @@ class OffloadConfig:
         return (self._env.get(BASE_URL_ENV) or "").strip().rstrip("/") or DEFAULT_BASE_URL
 
     @property
+    def allow_remote(self) -> bool:
+        """The user opted in to offload (and its settings) being used from other machines."""
+        return (self._env.get(ALLOW_REMOTE_ENV) or "").strip().lower() in _TRUE
+
+    @property
     def allowed(self) -> bool:
         """Offload sends prompts and files out with our key: loopback-only unless opted in."""
-        if is_loopback_listen(self.listen):
-            return True
-        return (self._env.get(ALLOW_REMOTE_ENV) or "").strip().lower() in _TRUE
+        return is_loopback_listen(self.listen) or self.allow_remote
 
     def allowed_detail(self) -> str:
         if is_loopback_listen(self.listen):
@@ -133,10 +162,13 @@ class OffloadConfig:
 
     # -- the endpoint
     def stored(self) -> StoredConfig:
-        try:
-            return StoredConfig.model_validate(json.loads(self.config_path.read_text("utf-8")))
-        except (OSError, ValueError):
-            return StoredConfig()
+        if self._stored is None:
+            try:
+                raw = json.loads(self.config_path.read_text("utf-8"))
+                self._stored = StoredConfig.model_validate(raw)
+            except (OSError, ValueError):
+                self._stored = StoredConfig()
+        return self._stored
 
     @property
     def endpoint_id(self) -> str | None:
@@ -149,6 +181,7 @@ class OffloadConfig:
     def set_endpoint_id(self, endpoint_id: str | None) -> None:
         config = StoredConfig(endpoint_id=endpoint_id or None)
         write_private(self.config_path, config.model_dump_json())
+        self._stored = config
 
     # -- the key
     def api_key_source(self) -> str | None:
@@ -161,10 +194,12 @@ class OffloadConfig:
         return (self._env.get(KEY_ENV) or "").strip() or self._read_key_file()
 
     def _read_key_file(self) -> str | None:
-        try:
-            return self.key_path.read_text("utf-8").strip() or None
-        except OSError:
-            return None
+        if self._file_key is None:
+            try:
+                self._file_key = (self.key_path.read_text("utf-8").strip() or None,)
+            except OSError:
+                self._file_key = (None,)
+        return self._file_key[0]
 
     def set_api_key(self, key: str | None) -> None:
         """Store (or with None/"" delete) the key file; refused while the env var is set."""
@@ -178,6 +213,7 @@ class OffloadConfig:
         else:
             with contextlib.suppress(FileNotFoundError):
                 self.key_path.unlink()
+        self._file_key = ((key or "").strip() or None,)
 
     def view(self) -> ConfigView:
         key = self.api_key()

@@ -2,19 +2,23 @@
 jobs, and read/write the offload settings (the API key is write-only).
 
 Everything a request carries is validated before any network call; a refused request changes
-nothing. Errors answer `{"error": {"type", "message", "field"?}}`.
+nothing. Errors answer `{"error": {"type", "message", "field"?}}`. Every POST passes the
+`OffloadGuard` first: only a JSON request from this machine, addressed to it by a loopback name,
+may send prompts out or change the key and endpoint.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -29,8 +33,14 @@ from ..parallel_runs.runpod_client import (
     RunpodRateLimited,
 )
 from .job_registry import JobRecord, JobRegistry
-from .offload_config import ENDPOINT_ID_PATTERN, EnvKeyLocked, OffloadConfig
-from .prompt_inputs import PromptInputError, attach_input_images
+from .offload_config import (
+    ALLOW_REMOTE_ENV,
+    ENDPOINT_ID_PATTERN,
+    EnvKeyLocked,
+    OffloadConfig,
+    is_loopback_host,
+)
+from .prompt_inputs import InputsTooLarge, PromptInputError, attach_input_images
 from .relay import MissingApiKey, Relay, StillSubmitting
 
 NODE_ID_PATTERN = r"^[A-Za-z0-9_:.-]{1,64}$"
@@ -71,17 +81,6 @@ class ConfigUpdate(BaseModel):
     api_key: str | None = Field(default=None, max_length=512, pattern=r"^[\x21-\x7e]*$")
 
 
-@dataclass(frozen=True)
-class OffloadDeps:
-    """What the routes need; built by `offload.install_offload`, or by tests."""
-
-    config: OffloadConfig
-    registry: JobRegistry
-    relay: Relay
-    node_classes: Mapping[str, Any]  # ComfyUI's nodes.NODE_CLASS_MAPPINGS (filled in place)
-    folders: Mapping[str, Path]  # "input" / "output" / "temp"
-
-
 class RequestError(Exception):
     """An answer other than 200, with the error body the UI shows."""
 
@@ -94,6 +93,89 @@ class RequestError(Exception):
         if self.field is not None:
             error["field"] = self.field
         return web.json_response({"error": error}, status=self.status)
+
+
+JSON_TYPE = "application/json"
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def same_origin(origin: str, host: str) -> bool:
+    """Whether a browser's Origin names the server the Host header addresses (host and port;
+    "null" and malformed origins never match)."""
+    try:
+        source, target = urlsplit(origin), urlsplit(f"//{host}")
+        default = {"http": 80, "https": 443}.get(source.scheme)
+        source_port, target_port = source.port or default, target.port or default
+    except ValueError:
+        return False
+    return (
+        default is not None
+        and source.hostname is not None
+        and source.hostname == target.hostname
+        and source_port == target_port
+    )
+
+
+@dataclass(frozen=True)
+class OffloadGuard:
+    """Who may write: offload spends the user's RunPod credit and sends their prompts and input
+    files to whatever endpoint and key are configured.
+
+    ComfyUI checks Origin only for loopback Host headers and not at all with
+    --enable-cors-header, so this guard stands on its own: the peer must be loopback (no other
+    machine), the Host header a loopback name (no DNS rebinding), a browser's Origin the same
+    host and port (no other site, even with CORS open), and the body declared JSON (a cross-site
+    form cannot send that without a CORS preflight). `allow_remote` (the user's opt-in) lifts
+    all but the last. Settings are refused while offload itself is not allowed."""
+
+    config: OffloadConfig
+
+    def check(self, request: web.Request, *, settings: bool = False) -> None:
+        """Raise RequestError (403/415) unless `request` may change offload state."""
+        if not self.config.allow_remote:
+            if not is_loopback_host(request.remote):
+                raise RequestError(
+                    403,
+                    "forbidden",
+                    "offload accepts requests from this machine only; set "
+                    f"{ALLOW_REMOTE_ENV}=1 in ComfyUI's environment to allow other machines",
+                )
+            host = request.headers.get("Host", "")
+            if not is_loopback_host(urlsplit(f"//{host}").hostname):
+                raise RequestError(
+                    403,
+                    "forbidden",
+                    f"offload requests must address ComfyUI as localhost or 127.0.0.1, not "
+                    f"{host[:100]!r}; behind a proxy, set {ALLOW_REMOTE_ENV}=1 in its environment",
+                )
+            origin = request.headers.get("Origin")
+            if origin is not None and not same_origin(origin, host):
+                raise RequestError(
+                    403,
+                    "forbidden",
+                    f"offload requests are accepted from ComfyUI's own page only, not from "
+                    f"{origin[:100]!r}",
+                )
+        if settings and not self.config.allowed:
+            raise RequestError(403, "offload_refused", self.config.allowed_detail())
+        if request.content_type != JSON_TYPE:
+            raise RequestError(
+                415,
+                "unsupported_media_type",
+                f"send the body as JSON with 'Content-Type: {JSON_TYPE}'",
+            )
+
+
+@dataclass(frozen=True)
+class OffloadDeps:
+    """What the routes need; built by `offload.install_offload`, or by tests."""
+
+    config: OffloadConfig
+    registry: JobRegistry
+    relay: Relay
+    node_classes: Mapping[str, Any]  # ComfyUI's nodes.NODE_CLASS_MAPPINGS (filled in place)
+    folders: Mapping[str, Path]  # "input" / "output" / "temp"
+    guard: OffloadGuard | None = None  # None: an OffloadGuard over `config`
 
 
 def _first_validation_error(exc: ValidationError) -> RequestError:
@@ -183,7 +265,11 @@ def _job_input(body: OffloadPrompt, deps: OffloadDeps) -> dict[str, Any]:
         for node_id, node in body.prompt.items()
     }
     try:
-        attached = attach_input_images(prompt, deps.folders)
+        attached = attach_input_images(prompt, deps.folders, MAX_RUN_BYTES)
+    except InputsTooLarge as exc:
+        raise RequestError(
+            413, "payload_too_large", str(exc), f"prompt.{exc.node_id}.inputs"
+        ) from None
     except PromptInputError as exc:
         raise RequestError(400, "missing_input", str(exc), f"prompt.{exc.node_id}.inputs") from None
     job_input: dict[str, Any] = {"workflow": attached.prompt}
@@ -234,17 +320,46 @@ async def submit_prompt(body: OffloadPrompt, deps: OffloadDeps) -> JobRecord:
         output_node=output_node,
     )
     try:
-        return await deps.relay.submit(record, job_input)
+        record = await deps.relay.submit(record, job_input)
     except MissingApiKey as exc:
         raise RequestError(400, "missing_api_key", str(exc)) from None
     except RunpodError as exc:
         raise runpod_failure(exc) from None
+    # Answer only once the prompt -> job mapping is on disk: a ComfyUI stopped right after
+    # must still follow the job it said it queued. A failed write is logged by the registry;
+    # the job runs and is followed all the same.
+    with contextlib.suppress(OSError):
+        await deps.registry.saved()
+    return record
+
+
+def _apply_settings(config: OffloadConfig, body: ConfigUpdate) -> None:
+    if body.api_key is not None:
+        config.set_api_key(body.api_key)
+    if body.endpoint_id is not None:
+        config.set_endpoint_id(body.endpoint_id)
 
 
 def offload_routes(deps: OffloadDeps) -> web.RouteTableDef:
     routes = web.RouteTableDef()
+    guard = deps.guard or OffloadGuard(deps.config)
+    settings_lock = asyncio.Lock()  # one settings write at a time: file and cache agree
+
+    def guarded(*, settings: bool = False) -> Callable[[Handler], Handler]:
+        def wrap(handler: Handler) -> Handler:
+            async def checked(request: web.Request) -> web.Response:
+                try:
+                    guard.check(request, settings=settings)
+                except RequestError as exc:
+                    return exc.response()
+                return await handler(request)
+
+            return checked
+
+        return wrap
 
     @routes.post("/parallel/offload/prompt")
+    @guarded()
     async def post_prompt(request: web.Request) -> web.Response:
         try:
             record = await submit_prompt(await _body(request, OffloadPrompt), deps)
@@ -253,6 +368,7 @@ def offload_routes(deps: OffloadDeps) -> web.RouteTableDef:
         return web.json_response({"prompt_id": record.prompt_id})
 
     @routes.post("/parallel/offload/cancel")
+    @guarded()
     async def post_cancel(request: web.Request) -> web.Response:
         try:
             body = await _body(request, CancelRequest)
@@ -291,13 +407,12 @@ def offload_routes(deps: OffloadDeps) -> web.RouteTableDef:
         return web.json_response(deps.config.view().model_dump())
 
     @routes.post("/parallel/offload/config")
+    @guarded(settings=True)
     async def post_config(request: web.Request) -> web.Response:
         try:
             body: ConfigUpdate = await _body(request, ConfigUpdate)
-            if body.api_key is not None:
-                deps.config.set_api_key(body.api_key)
-            if body.endpoint_id is not None:
-                deps.config.set_endpoint_id(body.endpoint_id)
+            async with settings_lock:  # the writes fsync: off the event loop
+                await asyncio.to_thread(_apply_settings, deps.config, body)
         except RequestError as exc:
             return exc.response()
         except EnvKeyLocked as exc:

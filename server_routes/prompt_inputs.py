@@ -3,6 +3,7 @@
 
 Names come from the browser: only files inside ComfyUI's input (or output/temp, when the name is
 annotated so) folder are read. The prompt sent out refers to the attached, flattened names.
+Sizes are checked from `stat` before a file is read, so a huge file is refused, not loaded.
 """
 
 from __future__ import annotations
@@ -31,6 +32,15 @@ class PromptInputError(ValueError):
     def __init__(self, node_id: str, message: str) -> None:
         super().__init__(message)
         self.node_id = node_id
+
+
+class InputsTooLarge(PromptInputError):
+    """The attached files would not fit in one job (RunPod's `/run` body limit)."""
+
+
+def encoded_size(size: int) -> int:
+    """Length of `size` bytes in base64 (4 characters per 3 bytes, padded)."""
+    return 4 * ((size + 2) // 3)
 
 
 @dataclass
@@ -67,39 +77,74 @@ def _unique(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def attach_input_images(prompt: Mapping[str, Any], folders: Mapping[str, Path]) -> AttachedInputs:
+def _unreadable(node_id: str, class_type: str, path: Path, exc: OSError) -> PromptInputError:
+    reason = exc.strerror or type(exc).__name__
+    return PromptInputError(node_id, f"node {node_id} ({class_type}): {path.name!r}: {reason}")
+
+
+def _locate(node_id: str, class_type: str, value: str, folders: Mapping[str, Path]) -> Path:
+    """The file a node's input names, inside the folder its annotation says."""
+    name, kind = split_annotation(value)
+    base = folders.get(kind)
+    if base is None:
+        raise PromptInputError(node_id, f"node {node_id}: no {kind} folder for {value!r}")
+    try:
+        path = resolve_inside(base, name)
+    except ValueError as exc:
+        raise PromptInputError(node_id, f"node {node_id} ({class_type}): {exc}") from exc
+    if not path.is_file():
+        raise PromptInputError(
+            node_id,
+            f"node {node_id} ({class_type}): {name!r} is not in ComfyUI's "
+            f"{kind} folder; upload it first",
+        )
+    return path
+
+
+def _read_within(
+    node_id: str, class_type: str, path: Path, encoded: int, limit: int | None
+) -> bytes:
+    """The file's bytes, unless its size (from stat, before reading) would take the
+    base64-encoded total past `limit`."""
+    try:
+        size = path.stat().st_size
+        total = encoded + encoded_size(size)
+        if limit is not None and total > limit:
+            raise InputsTooLarge(
+                node_id,
+                f"node {node_id} ({class_type}): {path.name!r} ({size / 1e6:.1f} MB) brings "
+                f"the input files to {total / 1e6:.1f} MB once encoded; RunPod accepts at "
+                f"most {limit / 1e6:.1f} MB per job: use smaller input images",
+            )
+        return path.read_bytes()
+    except OSError as exc:
+        raise _unreadable(node_id, class_type, path, exc) from exc
+
+
+def attach_input_images(
+    prompt: Mapping[str, Any], folders: Mapping[str, Path], limit: int | None = None
+) -> AttachedInputs:
     """Copy of `prompt` with file inputs renamed to the attached names, plus the `images`.
 
-    `folders` maps "input"/"output"/"temp" to ComfyUI's folders.
+    `folders` maps "input"/"output"/"temp" to ComfyUI's folders. With `limit`, the files'
+    base64 size is added up from `stat` and InputsTooLarge raised before reading past it.
     """
     result = AttachedInputs(prompt=copy.deepcopy(dict(prompt)))
+    encoded = 0
     by_path: dict[Path, str] = {}
     taken: set[str] = set()
     for node_id, node in result.prompt.items():
-        input_name = FILE_INPUTS.get(node.get("class_type", ""))
+        class_type = node.get("class_type", "")
+        input_name = FILE_INPUTS.get(class_type)
         value = (node.get("inputs") or {}).get(input_name) if input_name else None
         if not isinstance(value, str):
             continue  # a link from another node, or no such input
-        name, kind = split_annotation(value)
-        base = folders.get(kind)
-        if base is None:
-            raise PromptInputError(node_id, f"node {node_id}: no {kind} folder for {value!r}")
-        try:
-            path = resolve_inside(base, name)
-        except ValueError as exc:
-            raise PromptInputError(
-                node_id, f"node {node_id} ({node['class_type']}): {exc}"
-            ) from exc
-        if not path.is_file():
-            raise PromptInputError(
-                node_id,
-                f"node {node_id} ({node['class_type']}): {name!r} is not in ComfyUI's "
-                f"{kind} folder; upload it first",
-            )
+        path = _locate(node_id, class_type, value, folders)
         if path not in by_path:
+            data = _read_within(node_id, class_type, path, encoded, limit)
+            encoded += encoded_size(len(data))  # what was read (the file may have changed)
             attached = _unique(path.name, taken)
             taken.add(attached)
-            data = path.read_bytes()
             result.total_bytes += len(data)
             result.images.append({"name": attached, "image": base64.b64encode(data).decode()})
             by_path[path] = attached

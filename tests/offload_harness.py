@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +21,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from conftest import find_comfyui, make_base_directory
 from parallel_runs.comfy_process import ComfyProcess
 from parallel_runs_node.parallel_runs.runpod_client import RetryPolicy
-from parallel_runs_node.server_routes.offload import Offload, install_offload
+from parallel_runs_node.server_routes.offload import AtExit, Offload, install_offload
 from parallel_runs_node.server_routes.output_files import OutputSaver
 
 FAST_RETRY = RetryPolicy(retries=3, base_delay=0.01, max_delay=0.05)
@@ -39,6 +39,18 @@ NODE_CLASSES: dict[str, type] = {
     "SaveImage": node_class("SaveImage", output=True),
     "PreviewAny": node_class("PreviewAny", output=True),
 }
+
+
+async def wait_until(
+    condition: Callable[[], bool], what: str, timeout: float = 20.0, interval: float = 0.05
+) -> None:
+    """Poll `condition` until it holds; fail naming `what` after `timeout` s (never hang)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(interval)
 
 
 def simple_prompt(color: int = 0) -> dict[str, Any]:
@@ -67,6 +79,13 @@ class RecordingServer:
     def types(self, prompt_id: str) -> list[str]:
         return [e for e, _ in self.of(prompt_id)]
 
+    def ending_types(self, prompt_id: str) -> list[str]:
+        """`types` without the idle marker (`executing` with no node) that stock ComfyUI sends
+        after a prompt's final event, so that tests can check how it ended."""
+        return [
+            e for e, d in self.of(prompt_id) if not (e == "executing" and d.get("node") is None)
+        ]
+
 
 @dataclass
 class Harness:
@@ -83,8 +102,16 @@ class Harness:
     def relay(self) -> Any:
         return self.offload.deps.relay
 
-    async def post(self, path: str, body: Any) -> tuple[int, Any]:
-        response = await self.client.post(path, json=body)
+    async def post(self, path: str, body: Any, **options: Any) -> tuple[int, Any]:
+        response = await self.client.post(path, json=body, **options)
+        return response.status, await response.json()
+
+    async def post_raw(
+        self, path: str, data: str | bytes, content_type: str, **headers: str
+    ) -> tuple[int, Any]:
+        """POST `data` as is, with the given Content-Type (and other headers)."""
+        headers = {"Content-Type": content_type, **headers}
+        response = await self.client.post(path, data=data, headers=headers)
         return response.status, await response.json()
 
     async def offload_prompt(self, prompt: Mapping[str, Any] | None = None, **extra: Any) -> str:
@@ -116,6 +143,7 @@ def build_app(
     listen: str = "127.0.0.1",
     server: RecordingServer | None = None,
     saver_limits: Mapping[str, int] | None = None,
+    at_exit: AtExit | None = None,
 ) -> tuple[web.Application, Offload, RecordingServer]:
     """The offload routes and lifecycle on a bare app, with ComfyUI-like folders under `base`."""
     for sub in ("input", "output", "temp", "user"):
@@ -130,6 +158,7 @@ def build_app(
         listen=listen,
         saver=OutputSaver(base / "output", **dict(saver_limits or {})),
         client_options={"retry": FAST_RETRY},
+        at_exit=at_exit,
     )
     app = web.Application()
     app.router.add_routes(offload.routes)
@@ -149,12 +178,13 @@ async def offload_app(base: Path, env: Mapping[str, str], **options: Any) -> Asy
         await client.close()
 
 
-def start_comfy_a(base: Path, fake: Any, **env: str) -> ComfyProcess:
+def start_comfy_a(base: Path, fake: Any, *extra_args: str, **env: str) -> ComfyProcess:
     """A real ComfyUI ("A") with this package, pointed at the fake through its environment
     only (RUNPOD_ENDPOINT_BASE_URL, RUNPOD_API_KEY). Reusing `base` keeps its registry."""
     server = ComfyProcess(
         comfy_dir=find_comfyui(),
         base_directory=base if (base / "custom_nodes").exists() else make_base_directory(base),
+        extra_args=extra_args,
         env={**os.environ, **harness_env(fake), **env},
         log_path=base / "comfyui.log",
     )

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 
 import aiohttp
 import pytest
-from offload_harness import Harness, harness_env, offload_app, simple_prompt, start_comfy_a
+from offload_harness import (
+    Harness,
+    harness_env,
+    offload_app,
+    simple_prompt,
+    start_comfy_a,
+    wait_until,
+)
 from runpod_fake import Outcome, fake_in_thread, running_fake
 
 from parallel_runs.client import ComfyClient
@@ -68,7 +74,8 @@ async def test_remote_failures_end_in_a_clear_error(tmp_path, outcome, kind, wor
             event = error_event(harness, prompt_id)
             assert words in event["exception_message"] and event["exception_type"] == kind
             assert event["node_id"] in ("1", "2") and event["node_type"]
-            assert harness.server.types(prompt_id)[-2:] == ["parallel.job", "execution_error"]
+            ending = harness.server.ending_types(prompt_id)
+            assert ending[-2:] == ["parallel.job", "execution_error"]
             assert "execution_success" not in harness.server.types(prompt_id)
             assert_clean(harness)
 
@@ -141,8 +148,10 @@ async def test_restart_mid_job_resumes_and_collects_outputs(tmp_path):
     async with running_fake(api_key=KEY, simulate=Outcome(worker_time=1.5, steps=6)) as fake:
         async with offload_app(tmp_path, harness_env(fake)) as first:
             prompt_id = await first.offload_prompt()
-            while first.relay.registry.get(prompt_id).status != "running":
-                await asyncio.sleep(0.05)
+            await wait_until(
+                lambda: first.relay.registry.get(prompt_id).status == "running",
+                "the job to be running remotely",
+            )
         # the app shut down with the job still running remotely; it stays on record
         async with offload_app(tmp_path, harness_env(fake)) as second:
             assert second.relay.following() == [prompt_id]
@@ -152,7 +161,8 @@ async def test_restart_mid_job_resumes_and_collects_outputs(tmp_path):
             assert (second.output / files[0].subfolder / files[0].filename).is_file()
             types = second.server.types(prompt_id)
             assert "execution_start" not in types  # the UI saw it start before the restart
-            assert types[-1] == "execution_success" and "parallel.job" in types
+            assert second.server.ending_types(prompt_id)[-1] == "execution_success"
+            assert "parallel.job" in types
             assert all(sid == "tab-1" for _, _, sid in second.server.events)
             assert_clean(second)
 
@@ -162,8 +172,10 @@ async def test_result_expired_while_comfyui_was_down(tmp_path):
         async with offload_app(tmp_path, harness_env(fake)) as first:
             prompt_id = await first.offload_prompt()
             await asyncio.sleep(0.05)
-        while not any(j.status == "COMPLETED" for j in fake.jobs.values()):
-            await asyncio.sleep(0.05)
+        await wait_until(
+            lambda: any(j.status == "COMPLETED" for j in fake.jobs.values()),
+            "the simulated worker to complete the job",
+        )
         fake.result_ttl = 0.0  # RunPod forgot the result (30 min in real life)
         async with offload_app(tmp_path, harness_env(fake)) as second:
             record = await second.finish(prompt_id)
@@ -202,7 +214,6 @@ async def test_comfyui_a_restarted_mid_job_resumes_and_collects(tmp_path):
                     assert r.status == 200, await r.text()
                     prompt_id = (await r.json())["prompt_id"]
             comfy.stop()
-            started = time.monotonic()
             comfy = start_comfy_a(base, fake)  # same base directory: same registry
             async with ComfyClient(comfy.url, client_id="tab-restart") as client:
                 events = await events_until(
@@ -212,7 +223,6 @@ async def test_comfyui_a_restarted_mid_job_resumes_and_collects(tmp_path):
             executed = [e.data for e in events if e.type == "executed"]
             image = executed[-1]["output"]["images"][0]
             assert (base / "output" / image["subfolder"] / image["filename"]).is_file()
-            assert time.monotonic() - started < 90
             async with aiohttp.ClientSession() as http:
                 async with http.get(f"{comfy.url}/parallel/offload/jobs") as r:
                     (job,) = (await r.json())["jobs"]

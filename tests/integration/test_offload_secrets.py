@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 from offload_harness import simple_prompt, start_comfy_a
 from runpod_fake import Outcome, fake_in_thread
+from yarl import URL
 
 from parallel_runs.client import ComfyClient
 
@@ -52,6 +53,37 @@ def readable_files(root):
     for path in root.rglob("*"):
         if path.is_file() and not path.is_symlink() and "custom_nodes" not in path.parts:
             yield path, path.read_bytes()
+
+
+# Ways a browser could ask ComfyUI for user/__parallel_runs/runpod_api_key: traversal out of the
+# user's folder (encoded so that no client normalises it away), listing, and the file viewer.
+KEY_FILE_PROBES = (
+    "/api/userdata/..%2F__parallel_runs%2Frunpod_api_key",
+    "/userdata/..%2F__parallel_runs%2Frunpod_api_key",
+    "/api/userdata/%2E%2E%2F__parallel_runs%2Frunpod_api_key",
+    "/api/userdata/..%252F__parallel_runs%252Frunpod_api_key",
+    "/api/userdata/__parallel_runs%2Frunpod_api_key",
+    "/userdata/__parallel_runs%2Frunpod_api_key",
+    "/api/userdata?dir=../__parallel_runs",
+    "/api/userdata?dir=..%2F__parallel_runs&recurse=true&full_info=true",
+    "/api/v2/userdata?path=../__parallel_runs",
+    "/api/view?filename=runpod_api_key&subfolder=../user/__parallel_runs&type=output",
+    "/api/view?filename=runpod_api_key&subfolder=..%2Fuser%2F__parallel_runs&type=input",
+)
+
+
+async def probe(http, url: str, path: str, headers: dict | None = None) -> tuple[int, str]:
+    async with http.get(URL(url + path, encoded=True), headers=headers or {}) as response:
+        return response.status, await response.text(errors="replace")
+
+
+async def assert_key_file_not_served(http, url: str, key: str, **headers: str) -> None:
+    """Every probe is refused (4xx) and no answer carries the key."""
+    answers = {path: await probe(http, url, path, headers) for path in KEY_FILE_PROBES}
+    assert all(key not in text for _, text in answers.values()), "the key file was served"
+    assert all(400 <= status < 500 for status, _ in answers.values()), {
+        path: status for path, (status, _) in answers.items()
+    }
 
 
 async def test_the_key_never_leaves_the_server(tmp_path):
@@ -129,13 +161,7 @@ async def test_a_key_set_from_the_ui_stays_in_its_private_file(tmp_path):
                 body = {"prompt": simple_prompt(), "client_id": client.client_id}
                 status, _, events = await run_offloaded(http, client, comfy.url, body)
                 assert status == 200 and events[-1].type == "execution_success"
-                # ComfyUI refuses to serve "__" system users over HTTP
-                async with http.get(
-                    f"{comfy.url}/api/userdata/runpod_api_key",
-                    headers={"comfy-user": "__parallel_runs"},
-                ) as response:
-                    assert response.status != 200
-                    assert STORED not in await response.text()
+                await assert_key_file_not_served(http, comfy.url, STORED)
         finally:
             comfy.stop()
     holders = [p for p, data in readable_files(base) if STORED.encode() in data]
@@ -143,3 +169,28 @@ async def test_a_key_set_from_the_ui_stays_in_its_private_file(tmp_path):
         "user/__parallel_runs/runpod_api_key"
     ]
     assert SECRET not in (base / "comfyui.log").read_text(errors="replace")
+
+
+async def test_multi_user_comfyui_does_not_serve_the_key_file(tmp_path):
+    """With --multi-user the `comfy-user` header picks the user folder: neither the package's
+    "__" folder as a user nor traversal from a real user's folder reaches the key."""
+    with fake_in_thread(api_key=STORED) as fake:
+        base = tmp_path / "a"
+        comfy = start_comfy_a(base, fake, "--multi-user", RUNPOD_API_KEY="")
+        try:
+            async with aiohttp.ClientSession() as http:
+                async with http.post(
+                    f"{comfy.url}/parallel/offload/config", json={"api_key": STORED}
+                ) as response:
+                    assert response.status == 200 and STORED not in await response.text()
+                async with http.post(f"{comfy.url}/api/users", json={"username": "alice"}) as r:
+                    assert r.status == 200, await r.text()
+                    alice = await r.json()
+                await assert_key_file_not_served(http, comfy.url, STORED, **{"comfy-user": alice})
+                for user in ("__parallel_runs", "__PARALLEL_RUNS", "../__parallel_runs"):
+                    for path in ("/api/userdata/runpod_api_key", "/api/userdata?dir=."):
+                        status, text = await probe(http, comfy.url, path, {"comfy-user": user})
+                        assert STORED not in text and status != 200, (user, path, status)
+        finally:
+            comfy.stop()
+    assert (base / "user" / "__parallel_runs" / "runpod_api_key").read_text() == STORED

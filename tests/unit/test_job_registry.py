@@ -1,14 +1,18 @@
-"""The persisted job registry: survives a reload, writes atomically and privately, sets a
-damaged file aside, prunes old finished jobs, and reports JobSummary-shaped dicts."""
+"""The persisted job registry: survives a reload, writes atomically and privately (off the
+event loop, fsynced when durable), sets a damaged file aside, prunes old finished jobs, and
+reports JobSummary-shaped dicts."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import stat
+import threading
 
 import pytest
 
+from parallel_runs_node.server_routes import job_registry
 from parallel_runs_node.server_routes.job_registry import JobError, JobRecord, JobRegistry
 from parallel_runs_node.server_routes.jobs import JobSummary
 
@@ -89,12 +93,96 @@ async def test_status_changes_are_written_in_batches_but_job_ids_at_once(tmp_pat
     registry = JobRegistry(path, save_delay=0.05)
     registry.add(record("a"))
     registry.update("a", durable=True, job_id="j-1")
+    await registry.saved()
     assert json.loads(path.read_text())["jobs"][0]["job_id"] == "j-1"
-    for status in ("running", "success"):
-        registry.update("a", status=status)
+    for remote in ("IN_QUEUE", "IN_PROGRESS"):
+        registry.update("a", status="running", remote_status=remote)
+    await registry.saved()
     assert json.loads(path.read_text())["jobs"][0]["status"] == "queued"  # not yet
     await asyncio.sleep(0.2)
-    assert json.loads(path.read_text())["jobs"][0]["status"] == "success"
-    registry.update("a", remote_status="COMPLETED")
+    await registry.saved()
+    assert json.loads(path.read_text())["jobs"][0]["remote_status"] == "IN_PROGRESS"
+    registry.update("a", started_at=5.0)
     registry.flush()  # shutdown
-    assert json.loads(path.read_text())["jobs"][0]["remote_status"] == "COMPLETED"
+    assert json.loads(path.read_text())["jobs"][0]["started_at"] == 5.0
+
+
+class FsyncLog:
+    """Records what os.fsync was asked to sync: "file" or "dir"."""
+
+    def __init__(self) -> None:
+        self.synced: list[str] = []
+        self._real = os.fsync
+
+    def __call__(self, fd: int) -> None:
+        self.synced.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        self._real(fd)
+
+
+def test_durable_changes_and_job_ends_are_fsynced(tmp_path, monkeypatch):
+    """A restart must find the job id and a job's end even after a power cut: file and folder
+    are synced for those; ordinary progress is not (it costs tens of ms per write)."""
+    fsync = FsyncLog()
+    monkeypatch.setattr(os, "fsync", fsync)
+    registry = JobRegistry(tmp_path / "jobs.json")
+    registry.add(record("a"))
+    registry.update("a", status="running", remote_status="IN_PROGRESS")
+    assert fsync.synced == []
+    registry.update("a", durable=True, job_id="j-1")
+    assert fsync.synced == ["file", "dir"]
+    fsync.synced.clear()
+    registry.update("a", status="success", remote_status="COMPLETED")  # the job ended
+    assert fsync.synced == ["file", "dir"]
+    fsync.synced.clear()
+    registry.update("a", remote_status="COMPLETED")  # still finished: not an end
+    assert fsync.synced == []
+
+
+async def test_writes_run_off_the_event_loop_in_order(tmp_path, monkeypatch):
+    loop_thread = threading.get_ident()
+    writers: list[int] = []
+    real = job_registry.write_private
+
+    def spy(path, text, durable=True):
+        writers.append(threading.get_ident())
+        real(path, text, durable)
+
+    monkeypatch.setattr(job_registry, "write_private", spy)
+    registry = JobRegistry(tmp_path / "jobs.json", save_delay=0.01)
+    registry.add(record("a"))
+    for n in range(20):  # many writes in flight: the newest state must win
+        registry.update("a", durable=n % 2 == 0, remote_status=f"S{n}")
+    await registry.saved()
+    await asyncio.sleep(0.05)
+    await registry.saved()
+    assert writers and loop_thread not in writers
+    assert json.loads(registry.path.read_text())["jobs"][0]["remote_status"] == "S19"
+
+
+async def test_a_failed_write_is_reported_by_saved(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    registry = JobRegistry(blocker / "jobs.json")
+    registry.add(record("a"))
+    with pytest.raises(OSError):
+        await registry.saved()
+    await registry.saved()  # reported once
+
+
+def test_flush_needs_no_event_loop_and_is_idempotent(tmp_path, monkeypatch):
+    registry = JobRegistry(tmp_path / "jobs.json")
+
+    async def change() -> None:
+        registry.add(record("a"))
+        await registry.saved()
+        registry.update("a", status="running")  # deferred; the loop ends before it is due
+
+    asyncio.run(change())
+    assert json.loads(registry.path.read_text())["jobs"][0]["status"] == "queued"
+    fsync = FsyncLog()
+    monkeypatch.setattr(os, "fsync", fsync)
+    registry.flush()
+    assert json.loads(registry.path.read_text())["jobs"][0]["status"] == "running"
+    assert fsync.synced == ["file", "dir"]
+    registry.flush()  # nothing new: no second write
+    assert fsync.synced == ["file", "dir"]

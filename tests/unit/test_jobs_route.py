@@ -183,3 +183,29 @@ def test_executor_must_be_local_or_a_runpod_endpoint():
         JobSummary(prompt_id="x", status="queued", executor="runpod:../../etc")
     with pytest.raises(ValueError):
         JobSummary(prompt_id="x", status="done")
+
+
+async def test_history_entries_are_validated_not_copied(aiohttp_client, server):
+    """History is ComfyUI's (and its other custom nodes'): odd values become None or skip the
+    entry, never reach the browser as they are."""
+    queue = server.prompt_queue
+    odd = finished(
+        item(6, "odd", "client-a", "wf-a"),
+        "success",
+        [
+            ("execution_start", {"prompt_id": "odd", "timestamp": "soon"}),
+            ("execution_success", {"prompt_id": "odd", "timestamp": 700.9}),
+        ],
+    )
+    queue.history["odd"] = odd
+    queue.history["no-status"] = {
+        **finished(item(2, "no-status", "c", None), "x", []),
+        "status": None,
+    }
+    queue.history["bad-client"] = finished((1, "bad-client", {}, {"client_id": 5}, []), "x", [])
+    client = await client_for(aiohttp_client, local_jobs(server))
+    response = await client.get("/parallel/jobs")
+    by_id = {j["prompt_id"]: j for j in (await response.json())["jobs"]}
+    assert "started_at" not in by_id["odd"] and by_id["odd"]["finished_at"] == 700
+    assert by_id["no-status"]["status"] == "error"
+    assert "bad-client" not in by_id and "done" in by_id  # one bad entry hides nothing else

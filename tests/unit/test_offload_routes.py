@@ -8,10 +8,26 @@ import asyncio
 import json
 import os
 import stat
+import threading
+from pathlib import Path
+from unittest import mock
 
 import pytest
-from offload_harness import Harness, RecordingServer, build_app, harness_env, simple_prompt
+from aiohttp.test_utils import make_mocked_request
+from offload_harness import (
+    Harness,
+    RecordingServer,
+    build_app,
+    harness_env,
+    simple_prompt,
+    wait_until,
+)
 from runpod_fake import Outcome, png_bytes, running_fake
+
+from parallel_runs_node.server_routes import offload_config
+from parallel_runs_node.server_routes.job_registry import JobRecord
+from parallel_runs_node.server_routes.offload_config import OffloadConfig
+from parallel_runs_node.server_routes.offload_routes import OffloadGuard, RequestError
 
 SECRET_KEY = "rp-test-key-0123456789-abcdef"
 
@@ -164,7 +180,51 @@ async def test_oversized_inputs_are_refused_before_sending(harness: Harness, fak
     )
     assert status == 413 and answer["error"]["type"] == "payload_too_large"
     assert "10.5 MB" in answer["error"]["message"]
+    assert answer["error"]["field"] == "prompt.3.inputs"
     assert run_requests(fake) == []
+
+
+async def test_input_sizes_are_checked_before_the_files_are_read(harness: Harness, fake):
+    """A running total from stat (base64 grows by 4/3): the file that would pass RunPod's
+    10 MB limit is refused by name and never read into memory."""
+    mb = 1024 * 1024
+    (harness.base / "input" / "first.png").write_bytes(os.urandom(4 * mb))
+    with open(harness.base / "input" / "second.png", "wb") as handle:
+        handle.truncate(4 * mb)  # sparse: 4 MB alone fits; with the first it does not
+    with open(harness.base / "input" / "huge.png", "wb") as handle:
+        handle.truncate(3 * 1024 * mb)  # sparse 3 GB: must never be read
+    real_read = Path.read_bytes
+    read: list[str] = []
+
+    def spy(path: Path) -> bytes:
+        read.append(path.name)
+        if path.name == "huge.png":
+            raise AssertionError("the 3 GB file was read before its size was checked")
+        return real_read(path)
+
+    def with_inputs(*names: str) -> dict:
+        nodes = {
+            str(3 + n): {"class_type": "LoadImage", "inputs": {"image": name}}
+            for n, name in enumerate(names)
+        }
+        return {"prompt": {**simple_prompt(), **nodes}, "client_id": "c"}
+
+    with mock.patch.object(Path, "read_bytes", spy):
+        status, answer = await harness.post(
+            "/parallel/offload/prompt", with_inputs("first.png", "second.png")
+        )
+        assert status == 413, answer
+        error = answer["error"]
+        assert error["type"] == "payload_too_large" and error["field"] == "prompt.4.inputs"
+        assert "node 4 (LoadImage)" in error["message"] and "'second.png'" in error["message"]
+        assert "11.2 MB once encoded" in error["message"]
+        assert read == ["first.png"]
+
+        read.clear()
+        status, answer = await harness.post("/parallel/offload/prompt", with_inputs("huge.png"))
+        assert status == 413 and "'huge.png' (3221.2 MB)" in answer["error"]["message"]
+        assert read == []
+    assert run_requests(fake) == [] and harness.relay.registry.all() == []
 
 
 async def test_missing_key_is_a_clear_error_without_network(tmp_path, fake, aiohttp_client):
@@ -208,6 +268,11 @@ async def test_refused_when_listening_beyond_loopback(tmp_path, fake, aiohttp_cl
     assert fake.requests == []
     config = await (await client.get("/parallel/offload/config")).json()
     assert config["allowed"] is False
+    # nor may anyone point it at their own endpoint meanwhile
+    response = await client.post("/parallel/offload/config", json={"endpoint_id": "theirs"})
+    answer = await response.json()
+    assert response.status == 403 and answer["error"]["type"] == "offload_refused"
+    assert not (tmp_path / "a" / "user" / "__parallel_runs" / "offload.json").exists()
 
     env = harness_env(fake, PARALLEL_RUNS_ALLOW_REMOTE_OFFLOAD="1")
     app, _, _ = build_app(tmp_path / "b", env, listen="0.0.0.0,::")
@@ -223,14 +288,13 @@ async def test_cancel_mid_run_interrupts_the_prompt(tmp_path, aiohttp_client):
         app, offload, server = build_app(tmp_path, harness_env(fake))
         harness = Harness(await aiohttp_client(app), offload, server, tmp_path)
         prompt_id = await harness.offload_prompt()
-        while "progress" not in server.types(prompt_id):
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: "progress" in server.types(prompt_id), "the first progress event")
         status, answer = await harness.post("/parallel/offload/cancel", {"prompt_id": prompt_id})
         assert (status, answer) == (200, {"prompt_id": prompt_id, "status": "interrupted"})
         record = offload.deps.registry.get(prompt_id)
         assert fake.job(record.job_id).status == "CANCELLED"
         types = server.types(prompt_id)
-        assert types[-2:] == ["parallel.job", "execution_interrupted"]
+        assert server.ending_types(prompt_id)[-2:] == ["parallel.job", "execution_interrupted"]
         assert "execution_success" not in types and offload.deps.relay.following() == []
         assert not (tmp_path / "output" / "parallel-runs").exists()
         status, answer = await harness.post("/parallel/offload/cancel", {"prompt_id": "nope"})
@@ -289,3 +353,244 @@ async def test_request_carrying_the_key_is_refused(harness: Harness, fake):
 def test_recording_server_rejects_non_json():
     with pytest.raises(TypeError):
         RecordingServer().send_sync("x", {"bad": object()})
+
+
+# --------------------------------------------------------------------------- who may write
+
+ATTACKER_KEY = "rp-attacker-key-9999999999"
+
+
+def state_files(offload) -> dict[str, bytes]:
+    config = offload.deps.config
+    return {p.name: p.read_bytes() for p in (config.key_path, config.config_path) if p.exists()}
+
+
+@pytest.fixture
+async def keyed(tmp_path, fake, aiohttp_client) -> Harness:
+    """A ComfyUI whose key and endpoint were set over the config route (no key in env)."""
+    env = {k: v for k, v in harness_env(fake).items() if k != "RUNPOD_API_KEY"}
+    app, offload, server = build_app(tmp_path, env)
+    harness = Harness(await aiohttp_client(app), offload, server, tmp_path)
+    status, answer = await harness.post(
+        "/parallel/offload/config", {"api_key": SECRET_KEY, "endpoint_id": "ep-test"}
+    )
+    assert status == 200, answer
+    return harness
+
+
+ATTACKS = {
+    "config": ("/parallel/offload/config", {"api_key": ATTACKER_KEY, "endpoint_id": "evil"}),
+    "prompt": ("/parallel/offload/prompt", {"prompt": simple_prompt(), "client_id": "c"}),
+    "cancel": ("/parallel/offload/cancel", {"prompt_id": "any"}),
+}
+
+
+@pytest.mark.parametrize("route", sorted(ATTACKS))
+@pytest.mark.parametrize(
+    "host", ["evil.example", "evil.example:8188", "192.168.1.20:8188", "localhost.evil.example"]
+)
+async def test_writes_addressed_to_a_foreign_host_are_refused(keyed: Harness, fake, route, host):
+    """DNS rebinding: a page on evil.example re-pointed at 127.0.0.1 sends its own Host (and a
+    matching Origin, so ComfyUI's origin check lets it through)."""
+    before = state_files(keyed.offload)
+    path, body = ATTACKS[route]
+    headers = {"Host": host, "Origin": f"http://{host}"}
+    status, answer = await keyed.post(path, body, headers=headers)
+    assert status == 403, answer
+    assert answer["error"]["type"] == "forbidden" and "localhost" in answer["error"]["message"]
+    assert state_files(keyed.offload) == before
+    assert run_requests(fake) == [] and keyed.relay.registry.all() == []
+
+
+@pytest.mark.parametrize("route", sorted(ATTACKS))
+@pytest.mark.parametrize(
+    ("content_type", "encode"),
+    [
+        ("text/plain", json.dumps),  # what a cross-site fetch can send without a preflight
+        ("application/x-www-form-urlencoded", lambda b: "x=" + json.dumps(b)),  # a form
+        ("multipart/form-data; boundary=b", lambda b: f"--b\r\n\r\n{json.dumps(b)}\r\n--b--"),
+    ],
+)
+async def test_writes_not_declared_json_are_refused(
+    keyed: Harness, fake, route, content_type, encode
+):
+    before = state_files(keyed.offload)
+    path, body = ATTACKS[route]
+    status, answer = await keyed.post_raw(path, encode(body), content_type)
+    assert status == 415, answer
+    assert "application/json" in answer["error"]["message"]
+    assert state_files(keyed.offload) == before
+    assert run_requests(fake) == [] and keyed.relay.registry.all() == []
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://evil.example",
+        "http://localhost:3000",  # another local web app
+        "http://127.0.0.1",  # port 80, not ComfyUI's
+        "null",  # sandboxed frames, file:// pages
+        "http://[::1",  # malformed
+    ],
+)
+async def test_writes_from_another_origin_are_refused(keyed: Harness, fake, origin):
+    """With --enable-cors-header ComfyUI lets any site's JSON request through its own checks;
+    the browser still names the page's origin."""
+    before = state_files(keyed.offload)
+    host = f"127.0.0.1:{keyed.client.port}"
+    for path, body in ATTACKS.values():
+        status, answer = await keyed.post(path, body, headers={"Host": host, "Origin": origin})
+        assert status == 403 and "ComfyUI's own page" in answer["error"]["message"], answer
+    assert state_files(keyed.offload) == before
+    assert run_requests(fake) == [] and keyed.relay.registry.all() == []
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "[::1]", "localhost:8188"])
+async def test_loopback_json_writes_still_work(keyed: Harness, fake, host):
+    status, answer = await keyed.post_raw(
+        "/parallel/offload/config",
+        json.dumps({"endpoint_id": "ep-other"}),
+        "application/json; charset=utf-8",
+        Host=host,
+        Origin=f"http://{host}",  # ComfyUI's page itself
+    )
+    assert status == 200 and answer["endpoint_id"] == "ep-other", answer
+    status, answer = await keyed.post(
+        "/parallel/offload/prompt",
+        {"prompt": simple_prompt(), "client_id": "c", "endpoint_id": "ep-test"},
+        headers={"Host": host},
+    )
+    assert status == 200, answer
+    status, answer = await keyed.post(
+        "/parallel/offload/cancel", {"prompt_id": answer["prompt_id"]}, headers={"Host": host}
+    )
+    assert status == 200 and answer["status"] == "interrupted"
+
+
+async def test_a_json_body_that_is_not_json_is_a_400(keyed: Harness):
+    """Declared JSON, so past the guard: the body itself is what is wrong."""
+    for path in ("/parallel/offload/config", "/parallel/offload/prompt"):
+        status, answer = await keyed.post_raw(path, "{not json", "application/json")
+        assert status == 400 and answer["error"]["type"] == "invalid_json", answer
+
+
+def mocked_post(peer: str, host: str, content_type: str = "application/json"):
+    transport = mock.Mock()
+    transport.get_extra_info.side_effect = lambda name, default=None: (
+        (peer, 40000) if name == "peername" else default
+    )
+    headers = {"Host": host, "Content-Type": content_type}
+    return make_mocked_request("POST", "/parallel/offload/config", headers, transport=transport)
+
+
+@pytest.mark.parametrize(
+    ("peer", "allowed"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("::ffff:127.0.0.1", True),
+        ("192.168.1.20", False),
+        ("10.0.0.7", False),
+        ("::ffff:192.168.1.20", False),
+        ("fe80::1", False),
+    ],
+)
+def test_the_guard_admits_loopback_peers_only(tmp_path, peer, allowed):
+    guard = OffloadGuard(OffloadConfig(tmp_path, env={}, listen="0.0.0.0"))
+    request = mocked_post(peer, "127.0.0.1:8188")
+    if allowed:
+        guard.check(request)
+    else:
+        with pytest.raises(RequestError) as caught:
+            guard.check(request)
+        assert caught.value.status == 403 and "this machine only" in caught.value.message
+    opted_in = OffloadConfig(tmp_path, env={"PARALLEL_RUNS_ALLOW_REMOTE_OFFLOAD": "1"})
+    OffloadGuard(opted_in).check(mocked_post(peer, "comfy.lan:8188", "application/json"))
+    with pytest.raises(RequestError) as caught:  # the opt-in never lifts the JSON rule
+        OffloadGuard(opted_in).check(mocked_post(peer, "comfy.lan", "text/plain"))
+    assert caught.value.status == 415
+
+
+async def test_opting_in_admits_other_host_names(tmp_path, fake, aiohttp_client):
+    env = harness_env(fake, PARALLEL_RUNS_ALLOW_REMOTE_OFFLOAD="1")
+    env.pop("RUNPOD_API_KEY")
+    app, _offload, _ = build_app(tmp_path, env, listen="0.0.0.0")
+    client = await aiohttp_client(app)
+    response = await client.post(
+        "/parallel/offload/config",
+        json={"endpoint_id": "ep-lan"},
+        headers={"Host": "comfy.lan:8188"},
+    )
+    assert response.status == 200 and (await response.json())["endpoint_id"] == "ep-lan"
+
+
+# --------------------------------------------------------------------------- off the loop
+
+
+async def test_settings_are_written_off_the_event_loop(keyed: Harness, monkeypatch):
+    loop_thread = threading.get_ident()
+    writers: list[int] = []
+    real = offload_config.write_private
+
+    def spy(path, text, durable=True):
+        writers.append(threading.get_ident())
+        real(path, text, durable)
+
+    monkeypatch.setattr(offload_config, "write_private", spy)
+    status, answer = await keyed.post(
+        "/parallel/offload/config", {"api_key": SECRET_KEY + "2", "endpoint_id": "ep-2"}
+    )
+    assert status == 200 and answer["endpoint_id"] == "ep-2"
+    assert answer["api_key_last4"] == (SECRET_KEY + "2")[-4:]
+    assert len(writers) == 2 and loop_thread not in writers
+
+
+async def test_requests_do_not_read_the_settings_files(keyed: Harness, monkeypatch):
+    """The key and endpoint are cached, refreshed by the config route's own writes."""
+    config = keyed.offload.deps.config
+    real = Path.read_text
+    reads: list[str] = []
+
+    def spy(path: Path, *args, **kwargs):
+        if path in (config.key_path, config.config_path):
+            reads.append(path.name)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", spy)
+    for _ in range(3):
+        view = await (await keyed.client.get("/parallel/offload/config")).json()
+        assert view["api_key_set"] and view["endpoint_id"] == "ep-test"
+    prompt_id = await keyed.offload_prompt()
+    assert (await keyed.finish(prompt_id)).status == "success"
+    status, view = await keyed.post("/parallel/offload/config", {"api_key": ""})
+    assert status == 200 and view["api_key_set"] is False
+    status, answer = await keyed.post(
+        "/parallel/offload/prompt", {"prompt": simple_prompt(), "client_id": "c"}
+    )
+    assert status == 400 and answer["error"]["type"] == "missing_api_key"
+    assert reads == []
+
+
+# --------------------------------------------------------------------------- exit
+
+
+async def test_the_registry_is_flushed_at_exit(tmp_path, fake):
+    """ComfyUI 0.3.75 skips the app cleanup on Ctrl-C; the atexit hook saves what is pending."""
+    hooks: list = []
+    _, offload, _ = build_app(tmp_path, harness_env(fake), at_exit=hooks.append)
+    registry = offload.deps.registry
+    assert hooks == [registry.flush]
+
+    async def change_then_die() -> None:  # a loop that ends with a deferred write pending
+        registry.add(JobRecord(prompt_id="p", endpoint_id="ep-test", job_id="j"))
+        await registry.saved()
+        registry.update("p", status="running", remote_status="IN_PROGRESS")
+
+    await asyncio.to_thread(asyncio.run, change_then_die())
+    stored = json.loads(registry.path.read_text())["jobs"]
+    assert stored[0]["status"] == "queued"  # the deferred write never ran
+    for hook in hooks * 2:  # as atexit would call it, and harmless again
+        hook()
+    (stored,) = json.loads(registry.path.read_text())["jobs"]
+    assert stored["status"] == "running" and stored["remote_status"] == "IN_PROGRESS"

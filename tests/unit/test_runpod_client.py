@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import aiohttp
 import pytest
@@ -184,7 +185,11 @@ async def test_expired_result_is_not_found(fake, session):
     fake.outcomes.append(Outcome(worker_time=0.01, steps=1))
     client = client_for(fake, session)
     job = await client.run(EP, {})
-    await asyncio.sleep(0.2)
+    simulated = fake.job(job.id)
+    deadline = asyncio.get_running_loop().time() + 10
+    while simulated.finished is None:  # the simulated worker's end, not a guessed delay
+        assert asyncio.get_running_loop().time() < deadline, "the simulated job never finished"
+        await asyncio.sleep(0.01)
     with pytest.raises(RunpodNotFound):
         await client.status(EP, job.id)
 
@@ -289,6 +294,79 @@ async def test_unreachable_runpod_is_a_server_error(session):
     with pytest.raises(RunpodServerError) as caught:
         await client.run(EP, {})
     assert caught.value.status == 0 and KEY not in str(caught.value)
+
+
+class RawAnswers:
+    """A misbehaving HTTP peer (a proxy, a cut connection): answers every request with the
+    same raw bytes, then closes. Counts the requests."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer
+        self.requests = 0
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.decode("latin-1").split("\r\n"):
+            if line.lower().startswith("content-length:"):
+                length = int(line.split(":", 1)[1])
+        await reader.readexactly(length)
+        self.requests += 1
+        writer.write(self.answer)
+        await writer.drain()
+        writer.close()
+
+
+@asynccontextmanager
+async def raw_peer(answer: bytes) -> AsyncIterator[tuple[RawAnswers, str]]:
+    peer = RawAnswers(answer)
+    server = await asyncio.start_server(peer.serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield peer, f"http://127.0.0.1:{port}/v2"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def http_answer(status: str, body: bytes, length: int | None = None) -> bytes:
+    head = (
+        f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body) if length is None else length}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def test_truncated_body_is_a_network_error_retried_for_gets_only(session):
+    """Content-Length promises more than arrives (aiohttp's ClientPayloadError)."""
+    async with raw_peer(http_answer("200 OK", b'{"id": "j-1", "sta', length=500)) as (peer, url):
+        sleeps = SleepLog()
+        client = RunpodClient(session, KEY, url, FAST, sleep=sleeps)
+        with pytest.raises(RunpodServerError) as caught:
+            await client.status(EP, "j-1")
+        assert caught.value.status == 0 and "ClientPayloadError" in caught.value.message
+        assert peer.requests == FAST.retries + 1 and len(sleeps.delays) == FAST.retries
+        peer.requests = 0
+        with pytest.raises(RunpodServerError) as caught:
+            await client.run(EP, {})  # may have reached RunPod: never repeated
+        assert caught.value.status == 0 and peer.requests == 1
+        assert KEY not in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "words"),
+    [
+        ("400 Bad Request", RunpodBadRequest, "RunPod rejected the request: \ufffd\ufffd bad"),
+        ("503 Service Unavailable", RunpodServerError, "HTTP 503: \ufffd\ufffd bad"),
+        ("200 OK", RunpodServerError, "unexpected answer from RunPod"),
+    ],
+)
+async def test_a_body_that_is_not_utf8_is_read_not_raised(session, status, error, words):
+    async with raw_peer(http_answer(status, b"\xff\xfe bad \xc3")) as (_peer, url):
+        client = RunpodClient(session, KEY, url, FAST, sleep=SleepLog())
+        with pytest.raises(error) as caught:
+            await client.status(EP, "j-1")
+        assert words in caught.value.message
 
 
 def test_backoff_is_bounded_and_jittered():
