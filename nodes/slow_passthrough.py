@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 PREVIEW_SIZE = 256  # longest side of the preview: a thumbnail, cheap to encode and send
+SLICE = 0.1  # longest uninterruptible sleep: how late an interrupt may be noticed
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +22,18 @@ def progress_line(step: int, steps: int, seconds: float) -> str:
     """The node's progress text: which step and how much time is left."""
     left = max(0.0, seconds * (steps - step) / steps)
     return f"step {step}/{steps}, {left:.1f} s left"
+
+
+def wait(seconds: float, check: Callable[[], None]) -> None:
+    """Sleep `seconds` in slices of at most `SLICE`, calling `check` (which raises on an
+    interrupt) before each, so a long step still stops within a slice of an interrupt."""
+    end = time.monotonic() + seconds
+    while True:
+        check()
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(left, SLICE))
 
 
 def preview_of(image: Any, max_size: int = PREVIEW_SIZE) -> tuple[str, Any, int] | None:
@@ -72,9 +86,9 @@ class SlowPassthrough:
 
         bar = comfy.utils.ProgressBar(steps, node_id=unique_id)
         preview = preview_of(image)
+        check = comfy.model_management.throw_exception_if_processing_interrupted
         for step in range(1, steps + 1):
-            comfy.model_management.throw_exception_if_processing_interrupted()
-            time.sleep(seconds / steps)
+            wait(seconds / steps, check)
             bar.update_absolute(step, steps, preview)
             if unique_id is not None:
                 PromptServer.instance.send_progress_text(

@@ -25,7 +25,7 @@ from .jobs import JobSummary
 from .offload_config import OffloadConfig, state_directory
 from .offload_routes import OffloadDeps, offload_routes
 from .output_files import OutputSaver
-from .relay import MissingApiKey, Relay, Send
+from .relay import MissingApiKey, Relay, Send, server_recipients
 
 REGISTRY_FILE = "offload_jobs.json"
 AtExit = Callable[[Callable[[], None]], object]  # atexit.register's shape
@@ -102,12 +102,15 @@ def install_offload(
             raise RuntimeError("offload is not started (no HTTP session)")
         return RunpodClient(holder.session, key, config.base_url, **dict(client_options or {}))
 
+    options = dict(relay_options or {})
+    if send is None:  # in ComfyUI: previews go by each connected client's own feature flags
+        options.setdefault("recipients", server_recipients(server))
     relay = Relay(
         registry,
         saver or OutputSaver(Path(folders["output"])),
         send or server.send_sync,
         clients,
-        **dict(relay_options or {}),
+        **options,
     )
     deps = OffloadDeps(config, registry, relay, node_classes, folders)
 

@@ -4,6 +4,7 @@ One asyncio task per job polls `/status` on an adaptive schedule (`poll_planner`
 worker's progress dicts into ComfyUI's own events (`relay_events`) for the prompt's client,
 saves the result files into the output folder (whether or not a browser listens) and records
 every status change in the job registry, so a restarted ComfyUI picks the jobs up again.
+How a job ends (its files, its last record, its final events) is `relay_endings`.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from ..parallel_runs.runpod_client import (
     RunpodServerError,
 )
 from ..parallel_runs.runpod_models import JobStatus
-from .job_registry import JobError, JobRecord, JobRegistry, SavedFile
+from .job_registry import JobRecord, JobRegistry
 from .output_files import OutputSaver
 from .poll_planner import EndpointStats, PollPlanner
+from .relay_endings import JobEndings
 from .relay_events import (
     PREVIEW_FLAG,
     PREVIEW_IMAGE,
@@ -45,8 +47,9 @@ Send = Callable[[Any, Any, "str | None"], None]
 ClientProvider = Callable[[], RunpodClient]
 # client id (None: everyone) -> {connected client id: its websocket feature flags}
 Recipients = Callable[["str | None"], Mapping[str, Mapping[str, Any]]]
-OUTPUT_FOLDER = "parallel-runs"
 RESULT_RETENTION = 30 * 60  # RunPod keeps /run results this long after the job ends
+MAX_UNEXPECTED_FAILURES = 8  # status polls in a row failing in a way nobody foresaw
+RETRY_DELAYS = (1.0, 30.0)  # first and longest back-off after a failed status poll
 
 
 class MissingApiKey(RuntimeError):
@@ -104,6 +107,9 @@ class _Follow:
     seen: tuple[str | None, float | None, float] | None = None  # node, fraction, when reached
     finishing: bool = False
     task: asyncio.Task[None] | None = None
+    failing_since: float | None = None  # RunPod rate limiting or failing since then
+    unexpected: int = 0  # status polls in a row that failed in an unforeseen way
+    backoff: float = 0.0  # the least wait before the next poll, while polls fail
 
 
 # --------------------------------------------------------------------------- the relay
@@ -122,16 +128,21 @@ class Relay:
         clock: Callable[[], float] = time.monotonic,
         planner: Callable[..., PollPlanner] = PollPlanner,
         give_up_after: float = RESULT_RETENTION,
+        max_unexpected_failures: int = MAX_UNEXPECTED_FAILURES,
+        retry_delays: tuple[float, float] = RETRY_DELAYS,
         recipients: Recipients | None = None,
     ) -> None:
         self.registry = registry
         self.saver = saver
+        self.endings = JobEndings(registry, saver, self._emit, self.announce)
         self._send = send
         self._recipients = recipients or default_recipients(send)
         self._clients = clients
         self._clock = clock
         self._planner = planner
         self._give_up_after = give_up_after
+        self._max_unexpected = max_unexpected_failures
+        self._retry_delays = retry_delays
         self._follows: dict[str, _Follow] = {}
         self._stats: dict[str, EndpointStats] = {}
         self._wake: dict[str, asyncio.Event] = {}
@@ -181,10 +192,11 @@ class Relay:
         client = self._clients()
         self.registry.add(record)
         try:
+            await self.registry.saved()  # on disk before credit is spent: a crash is then seen
             status = await client.run(record.endpoint_id, job_input)
         except RunpodError as exc:
             if exc.status == 0:  # the request may have reached RunPod: keep a trace
-                self._fail(
+                await self.endings.fail(
                     record,
                     "submit_uncertain",
                     f"{exc.message}; the job may exist on "
@@ -222,7 +234,7 @@ class Relay:
         count = 0
         for record in self.registry.load():
             if record.job_id is None:
-                self._fail(
+                await self.endings.fail(
                     record,
                     "submit_interrupted",
                     "ComfyUI stopped while submitting this "
@@ -269,19 +281,23 @@ class Relay:
             )
         except RunpodNotFound:
             status = None  # gone on RunPod's side: nothing left to stop
+        # while RunPod answered, the job may have ended (the follower, or a second cancel)
+        record = self.registry.get(prompt_id) or record
         follow = self._follows.get(prompt_id)
+        if not record.active or (follow is not None and follow.finishing):
+            return record
         if status is not None and status.status == "COMPLETED":
             self._nudge(record.endpoint_id)  # the follower collects the result
-            return record
-        if follow is not None and follow.finishing:
             return record
         if follow is not None and follow.task is not None:
             follow.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await follow.task
-        self._follows.pop(prompt_id, None)
+        if self._follows.get(prompt_id) is follow:
+            self._follows.pop(prompt_id, None)
         mapper = follow.mapper if follow else EventMapper(prompt_id, record.node_types)
-        return self._interrupted(record, mapper, "cancelled from ComfyUI")
+        # ends the prompt only if nothing else did meanwhile: one execution_interrupted
+        return await self.endings.interrupted(record, mapper, "cancelled from ComfyUI")
 
     # ------------------------------------------------------------------ the follow loop
 
@@ -330,71 +346,86 @@ class Relay:
             raise
         except Exception as exc:  # a bug must not leave the job looking alive forever
             log.exception("[parallel-runs] relay failed for %s", follow.record.prompt_id)
-            self._fail(follow.record, "relay_error", f"internal error while following: {exc}")
+            await self.endings.fail(
+                follow.record, "relay_error", f"internal error while following: {exc}"
+            )
         finally:
             if self._follows.get(follow.record.prompt_id) is follow:
                 del self._follows[follow.record.prompt_id]
 
     async def _loop(self, follow: _Follow) -> None:
-        record = follow.record
-        failing_since: float | None = None
-        backoff = 0.0
         while True:
+            record = follow.record
             now = self._clock()
             remaining, overdue, learned = self._remaining(follow, now)
             planned = follow.planner.delay(now, record.remote_status, remaining, overdue, learned)
-            delay = max(planned, backoff)
-            if await self._sleep(record.endpoint_id, delay):
+            if await self._sleep(record.endpoint_id, max(planned, follow.backoff)):
                 continue
             now = self._clock()
             follow.planner.spend(now)
             self.polls += 1
             try:
                 status = await self._clients().status(record.endpoint_id, record.job_id or "")
-            except RunpodNotFound:
-                self._fail(
-                    record,
-                    "expired",
-                    f"RunPod no longer knows job {record.job_id} on "
-                    f"endpoint {record.endpoint_id}: results are kept only 30 minutes "
-                    "after a job ends (or the job was purged). Queue the prompt again.",
-                    follow.mapper,
-                )
+            except Exception as exc:
+                ending = self._poll_failed(follow, exc, now)
+                if ending is None:
+                    continue
+                await self.endings.fail(record, *ending, follow.mapper)
                 return
-            except RunpodAuthError as exc:
-                self._fail(
-                    record,
-                    "auth",
-                    f"{exc.message} while following job {record.job_id}"
-                    ": check RUNPOD_API_KEY or the key in the Parallel Runs settings "
-                    "(the job may still run on RunPod)",
-                    follow.mapper,
-                )
-                return
-            except MissingApiKey as exc:
-                self._fail(record, "missing_api_key", str(exc), follow.mapper)
-                return
-            except (RunpodRateLimited, RunpodServerError) as exc:
-                failing_since = failing_since or now
-                if now - failing_since > self._give_up_after:
-                    self._fail(
-                        record,
-                        "unreachable",
-                        f"gave up following job {record.job_id}: {exc.message}",
-                        follow.mapper,
-                    )
-                    return
-                backoff = min(max(backoff * 2, 1.0), 30.0)
-                log.warning("[parallel-runs] %s: %s (retrying)", record.prompt_id, exc.message)
-                continue
-            except RunpodError as exc:
-                self._fail(record, "runpod_error", exc.message, follow.mapper)
-                return
-            failing_since, backoff = None, 0.0
-            record = follow.record = await self._apply(follow, status, previous=follow.last_poll)
+            follow.failing_since, follow.unexpected, follow.backoff = None, 0, 0.0
+            follow.record = await self._apply(follow, status, previous=follow.last_poll)
             follow.last_poll = now
             if status.is_final:
                 return
+
+    def _poll_failed(self, follow: _Follow, exc: Exception, now: float) -> tuple[str, str] | None:
+        """A failed status poll: (error type, message) when it ends the prompt, None when the
+        relay should back off and ask again. Only RunPod's definite answers end it at once:
+        anything else may pass, and giving up leaves a job running (and billed) unfollowed."""
+        record = follow.record
+        if isinstance(exc, RunpodNotFound):
+            return "expired", (
+                f"RunPod no longer knows job {record.job_id} on "
+                f"endpoint {record.endpoint_id}: results are kept only 30 minutes "
+                "after a job ends (or the job was purged). Queue the prompt again."
+            )
+        if isinstance(exc, RunpodAuthError):
+            return "auth", (
+                f"{exc.message} while following job {record.job_id}"
+                ": check RUNPOD_API_KEY or the key in the Parallel Runs settings "
+                "(the job may still run on RunPod)"
+            )
+        if isinstance(exc, MissingApiKey):
+            return "missing_api_key", str(exc)
+        if isinstance(exc, (RunpodRateLimited, RunpodServerError)):
+            follow.failing_since = follow.failing_since or now
+            if now - follow.failing_since > self._give_up_after:
+                return "unreachable", f"gave up following job {record.job_id}: {exc.message}"
+            why = exc.message
+        elif isinstance(exc, RunpodError):
+            return "runpod_error", exc.message
+        else:
+            follow.unexpected += 1
+            if follow.unexpected >= self._max_unexpected:
+                return "relay_error", (
+                    f"stopped following job {record.job_id} on endpoint {record.endpoint_id} "
+                    f"after {follow.unexpected} failed status checks in a row "
+                    f"({type(exc).__name__}); the job may still run, and bill, on RunPod: "
+                    "check or cancel it in the endpoint's requests there, and see ComfyUI's "
+                    "log for the failures"
+                )
+            # the class only: a message might quote a request (headers, the key)
+            why = f"unexpected {type(exc).__name__} ({follow.unexpected} in a row)"
+        first, longest = self._retry_delays
+        follow.backoff = min(max(follow.backoff * 2, first), longest)
+        log.warning(
+            "[parallel-runs] %s: checking job %s failed: %s; retrying in %.1f s",
+            record.prompt_id,
+            record.job_id,
+            why,
+            follow.backoff,
+        )
+        return None
 
     async def _apply(self, follow: _Follow, status: JobStatus, previous: float | None) -> JobRecord:
         record, mapper = follow.record, follow.mapper
@@ -432,9 +463,9 @@ class Relay:
         self._learn(follow, status, now)
         follow.finishing = True
         if status.status == "COMPLETED":
-            return await self._completed(record, mapper, status)
+            return await self.endings.completed(record, mapper, status)
         if status.status == "CANCELLED":
-            return self._interrupted(record, mapper, "cancelled on RunPod")
+            return await self.endings.interrupted(record, mapper, "cancelled on RunPod")
         kind, message = worker_error_text(status.error)
         if status.status == "TIMED_OUT":
             kind, message = (
@@ -444,7 +475,8 @@ class Relay:
                     "the timeout in the endpoint settings or make the workflow lighter"
                 ),
             )
-        return self._fail(record, kind, f"RunPod job failed: {message}", mapper, status.status)
+        message = f"RunPod job failed: {message}"
+        return await self.endings.fail(record, kind, message, mapper, status.status)
 
     def _learn(self, follow: _Follow, status: JobStatus, now: float) -> None:
         """Update the endpoint's execution time; siblings re-plan if it moved noticeably."""
@@ -458,114 +490,3 @@ class Relay:
         stats.observe(seconds)
         if before is None or abs(stats.estimate - before) > 0.1 * before:
             self._nudge(follow.record.endpoint_id)
-
-    # ------------------------------------------------------------------ endings
-
-    async def _completed(
-        self, record: JobRecord, mapper: EventMapper, status: JobStatus
-    ) -> JobRecord:
-        output = status.output
-        if output is None or output == {}:
-            return self._fail(
-                record,
-                "no_output",
-                f"RunPod job {status.id} completed without "
-                "any output: make sure the workflow has an output node such as "
-                "SaveImage, and check the worker's log on RunPod",
-                mapper,
-                status.status,
-            )
-        if not isinstance(output, Mapping) or not isinstance(output.get("images", []), list):
-            return self._fail(
-                record,
-                "bad_output",
-                f"RunPod job {status.id} returned an output "
-                "this package does not understand (expected {'images': [...]}); "
-                "is the endpoint running a ComfyUI worker?",
-                mapper,
-                status.status,
-            )
-        images = output.get("images") or []
-        if output.get("error") and not images:
-            return self._fail(
-                record,
-                "worker_error",
-                f"the worker reported: {output['error']}",
-                mapper,
-                status.status,
-            )
-        subfolder = f"{OUTPUT_FOLDER}/{record.prompt_id}"
-        report = await asyncio.to_thread(self.saver.save_images, subfolder, images)
-        outputs: dict[str, list[SavedFile]] = {}
-        for index, saved in zip(report.sources, report.saved, strict=True):
-            node = _node_of(images[index], record)
-            outputs.setdefault(node, []).append(SavedFile.model_validate(saved))
-        warnings = [str(e)[:500] for e in output.get("errors") or []][:10]
-        record = self.registry.update(record.prompt_id, outputs=outputs)
-        self._emit(record, mapper.start() + mapper.executed(outputs))
-        if report.refused or (warnings and not report.saved):
-            problems = report.refused + warnings
-            kept = f"{len(report.saved)} file(s) saved in output/{subfolder}; " if outputs else ""
-            return self._fail(
-                record,
-                "result_refused",
-                f"{kept}{len(problems)} problem(s) with "
-                f"the result of job {status.id}: " + "; ".join(problems[:5]),
-                mapper,
-                status.status,
-            )
-        if warnings:
-            log.warning("[parallel-runs] %s: worker warnings: %s", record.prompt_id, warnings)
-        record = self.registry.update(
-            record.prompt_id,
-            status="success",
-            remote_status=status.status,
-            finished_at=time.time(),
-            error=None,
-        )
-        self.announce(record)  # before the final ComfyUI event, after which clients may stop
-        self._emit(record, mapper.success())
-        return record
-
-    def _fail(
-        self,
-        record: JobRecord,
-        kind: str,
-        message: str,
-        mapper: EventMapper | None = None,
-        remote: str | None = None,
-    ) -> JobRecord:
-        error = JobError(type=kind, message=message)
-        current = self.registry.get(record.prompt_id) or record
-        record = self.registry.update(
-            record.prompt_id,
-            status="error",
-            error=error,
-            finished_at=time.time(),
-            remote_status=remote or current.remote_status,
-        )
-        log.warning("[parallel-runs] offloaded prompt %s: %s", record.prompt_id, message)
-        mapper = mapper or EventMapper(record.prompt_id, record.node_types)
-        self.announce(record)
-        self._emit(record, mapper.error(error))
-        return record
-
-    def _interrupted(self, record: JobRecord, mapper: EventMapper, why: str) -> JobRecord:
-        record = self.registry.update(
-            record.prompt_id,
-            status="interrupted",
-            remote_status="CANCELLED",
-            finished_at=time.time(),
-        )
-        log.info("[parallel-runs] offloaded prompt %s %s", record.prompt_id, why)
-        self.announce(record)
-        self._emit(record, mapper.interrupted())
-        return record
-
-
-def _node_of(image: Any, record: JobRecord) -> str:
-    """The node an output belongs to: the worker may say so, else the prompt's output node."""
-    node = image.get("node") if isinstance(image, Mapping) else None
-    if isinstance(node, str) and node in record.node_types:
-        return node
-    return record.output_node or next(iter(record.node_types), "0")

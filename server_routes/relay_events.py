@@ -135,6 +135,7 @@ class EventMapper:
     progress_node: str | None = None  # the node whose progress bar moved last
     node_fraction: float | None = None  # how far along that node is (0..1)
     preview_seen: bytes | None = None  # digest of the last preview value read
+    last_seq: int = 0  # the newest worker post seen (its posts can overtake each other)
 
     def start(self) -> list[Event]:
         if self.started:
@@ -148,6 +149,9 @@ class EventMapper:
             update = WorkerProgress.model_validate(raw)
         except ValidationError:
             return []
+        if self._stale(update.seq):
+            return []  # an older post that arrived late: bars must not move backwards
+        self.last_seq = max(self.last_seq, update.seq)
         events: list[Event] = []
         changed = False
         for node in update.nodes_done:
@@ -199,13 +203,18 @@ class EventMapper:
     def preview(self, raw: Any) -> RelayPreview | None:
         """A preview not relayed yet (the worker repeats its latest one for a while)."""
         value = raw.get("preview") if isinstance(raw, Mapping) else None
-        if value is None:
+        if value is None or self._stale(raw.get("seq")):
             return None
         digest = hashlib.sha256(json.dumps(value, sort_keys=True).encode()).digest()
         if digest == self.preview_seen:
             return None
         self.preview_seen = digest  # a bad preview is read (and logged) once, not per poll
         return read_preview(raw)
+
+    def _stale(self, seq: Any) -> bool:
+        """A post older than one already seen. A `seq` of 0 or none is a worker that does not
+        number its posts: always taken."""
+        return isinstance(seq, int) and 0 < seq < self.last_seq
 
     def _track(self, update: WorkerProgress) -> None:
         """Remember the moving progress bar: its end is when something next happens."""
@@ -248,10 +257,15 @@ class EventMapper:
             for node, files in outputs.items()
         ]
 
+    def _idle(self) -> Event:
+        """What stock ComfyUI (0.3.75 main.py) sends after every prompt, however it ended:
+        `executing` with no node and no `display_node`, after the final event."""
+        return ("executing", {"node": None, "prompt_id": self.prompt_id})
+
     def success(self) -> list[Event]:
         return [
-            ("executing", self._node_event(None)),
             ("execution_success", {"prompt_id": self.prompt_id, "timestamp": _ts()}),
+            self._idle(),
         ]
 
     def _culprit(self, error: JobError) -> tuple[str, str]:
@@ -278,7 +292,8 @@ class EventMapper:
                     "current_outputs": [],
                     "timestamp": _ts(),
                 },
-            )
+            ),
+            self._idle(),
         ]
 
     def interrupted(self) -> list[Event]:
@@ -293,5 +308,6 @@ class EventMapper:
                     "executed": self._executed(),
                     "timestamp": _ts(),
                 },
-            )
+            ),
+            self._idle(),
         ]

@@ -4,12 +4,15 @@ previews reach the prompt's client in the layout it negotiated, outputs land on 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
 import logging
 import struct
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -20,11 +23,17 @@ from PIL import Image
 from runpod_fake import Outcome, png_bytes, running_fake
 
 from parallel_runs_node.parallel_runs.runpod_client import RunpodClient
-from parallel_runs_node.parallel_runs.runpod_models import MAX_PREVIEW_CHARS
-from parallel_runs_node.server_routes.job_registry import JobError, JobRecord, JobRegistry
+from parallel_runs_node.parallel_runs.runpod_models import MAX_PREVIEW_CHARS, JobStatus
+from parallel_runs_node.server_routes.job_registry import (
+    JobError,
+    JobRecord,
+    JobRegistry,
+    SavedFile,
+)
 from parallel_runs_node.server_routes.output_files import OutputSaver
 from parallel_runs_node.server_routes.poll_planner import PollPlanner
 from parallel_runs_node.server_routes.relay import Relay
+from parallel_runs_node.server_routes.relay_endings import JobEndings
 from parallel_runs_node.server_routes.relay_events import (
     EventMapper,
     read_preview,
@@ -71,14 +80,50 @@ def test_garbage_progress_is_ignored():
 def test_endings_have_comfy_shapes():
     mapper = EventMapper("p1", TYPES)
     mapper.progress(progress(executing="2", nodes_done=["1"]))
-    (error,) = mapper.error(JobError(type="RemoteError", message="boom"))
+    error, _ = mapper.error(JobError(type="RemoteError", message="boom"))
     assert error[0] == "execution_error"
     assert error[1]["node_id"] == "2" and error[1]["node_type"] == "KSampler"
     assert error[1]["executed"] == ["1"] and error[1]["exception_message"] == "boom"
-    (interrupted,) = mapper.interrupted()
+    interrupted, _ = mapper.interrupted()
     assert interrupted[1]["node_id"] == "2" and interrupted[0] == "execution_interrupted"
-    assert [e for e, _ in mapper.success()] == ["executing", "execution_success"]
-    assert mapper.success()[0][1]["node"] is None
+
+
+def test_every_ending_is_followed_by_executing_null_as_stock_comfyui_sends_it():
+    # ComfyUI 0.3.75: execution.py sends the final event, then main.py's prompt_worker sends
+    # `executing {"node": None, "prompt_id"}` (no display_node) however the prompt ended
+    mapper = EventMapper("p1", TYPES)
+    mapper.progress(progress(executing="2"))
+    endings = {
+        "execution_success": mapper.success(),
+        "execution_error": mapper.error(JobError(type="RemoteError", message="boom")),
+        "execution_interrupted": mapper.interrupted(),
+    }
+    for final, events in endings.items():
+        assert [e for e, _ in events] == [final, "executing"]
+        assert events[0][1]["prompt_id"] == "p1"
+        assert events[-1][1] == {"node": None, "prompt_id": "p1"}
+
+
+def test_progress_posts_that_arrive_late_are_dropped():
+    mapper = EventMapper("p1", TYPES)
+    mapper.progress(progress(seq=5, node="2", value=5, max=10, executing="2", nodes_done=["1"]))
+    assert mapper.progress(progress(seq=4, node="2", value=4, max=10, executing="2")) == []
+    assert mapper.progress(progress(seq=2, node="1", value=1, max=2, executing="1")) == []
+    assert mapper.executing == "2" and mapper.nodes["1"]["state"] == "finished"
+    assert (mapper.progress_node, mapper.node_fraction) == ("2", 0.5)
+    assert mapper.preview(progress(seq=3, preview=preview())) is None  # an older preview
+    assert mapper.progress(progress(seq=5, node="2", value=5, max=10, executing="2")) == []
+    newer = mapper.progress(progress(seq=6, node="2", value=6, max=10, executing="2"))
+    assert [d["value"] for e, d in newer if e == "progress"] == [6]
+    assert mapper.preview(progress(seq=6, preview=preview())) is not None
+
+
+def test_posts_without_seq_come_from_older_workers_and_are_all_taken():
+    mapper = EventMapper("p1", TYPES)
+    mapper.progress(progress(node="2", value=5, max=10, executing="2"))
+    back = mapper.progress(progress(node="2", value=4, max=10, executing="2"))
+    assert [d["value"] for e, d in back if e == "progress"] == [4]
+    assert mapper.progress(progress(seq=0, executing="1"))[0][0] == "executing"
 
 
 def test_worker_errors_are_made_readable():
@@ -229,25 +274,42 @@ class FakePromptServer:
 PROMPT_TYPES = {"2": "ParallelRunsSlowPassthrough", "4": "SaveImage", "5": "SaveImage"}
 
 
-async def relay_job(tmp_path, server, outcome: Outcome, client_id: str | None = "tab-new"):
-    """Submit one job through a real Relay to the fake's simulated worker; its record."""
+def job_record(client_id: str | None = "tab-new") -> JobRecord:
+    return JobRecord(
+        prompt_id="p-relay",
+        endpoint_id="ep-test",
+        client_id=client_id,
+        node_types=PROMPT_TYPES,
+        output_node="4",
+    )
+
+
+async def relay_job(
+    tmp_path,
+    server,
+    outcome: Outcome,
+    client_id: str | None = "tab-new",
+    *,
+    registry: JobRegistry | None = None,
+    wrap: Any = None,
+    **options: Any,
+):
+    """Submit one job through a real Relay to the fake's simulated worker; its record.
+    `wrap` may put a fault injector around the real client; `options` go to the Relay."""
     async with (
         running_fake(api_key="k", simulate=outcome) as fake,
         aiohttp.ClientSession() as session,
     ):
+        client = RunpodClient(session, "k", fake.base_url)
+        client = wrap(client) if wrap else client
         relay = Relay(
-            JobRegistry(tmp_path / "jobs.json"),
+            registry or JobRegistry(tmp_path / "jobs.json"),
             OutputSaver(tmp_path / "output"),
             server.send_sync,
-            lambda: RunpodClient(session, "k", fake.base_url),
+            lambda: client,
+            **options,
         )
-        record = JobRecord(
-            prompt_id="p-relay",
-            endpoint_id="ep-test",
-            client_id=client_id,
-            node_types=PROMPT_TYPES,
-            output_node="4",
-        )
+        record = job_record(client_id)
         await relay.submit(record, {"workflow": {}})
         done = await relay.wait(record.prompt_id)
         await relay.close()
@@ -320,3 +382,197 @@ async def test_outputs_without_a_node_go_to_the_prompts_output_node(tmp_path):
     record = await relay_job(tmp_path, server, Outcome())  # a stock worker-comfyui result
     (executed,) = server.json_events("executed")
     assert executed["node"] == "4" and list(record.outputs) == ["4"]
+
+
+# --------------------------------------------------------------------------- endings
+
+
+class SlowDiskRegistry(JobRegistry):
+    """Writes take a while, as an fsync on a busy disk does."""
+
+    def _write(self, version: int, text: str, durable: bool) -> None:
+        time.sleep(0.05)
+        super()._write(version, text, durable)
+
+
+class DiskAtEndings(FakePromptServer):
+    """Reads the registry file when a final event goes out: what a kill right then leaves."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__({"tab-new": {}})
+        self.path = path
+        self.on_disk: dict[str, dict[str, Any]] = {}
+
+    def send_sync(self, event: Any, data: Any, sid: str | None = None) -> None:
+        if event in FINAL:
+            (job,) = json.loads(self.path.read_text())["jobs"]
+            self.on_disk[event] = job
+        super().send_sync(event, data, sid)
+
+
+FINAL = ("execution_success", "execution_error", "execution_interrupted")
+
+
+async def test_a_jobs_end_and_outputs_are_on_disk_before_its_final_event(tmp_path):
+    path = tmp_path / "jobs.json"
+    server = DiskAtEndings(path)
+    record = await relay_job(
+        tmp_path, server, Outcome(worker_time=0.3), registry=SlowDiskRegistry(path)
+    )
+    assert record.status == "success"
+    job = server.on_disk["execution_success"]
+    assert job["status"] == "success" and job["finished_at"]
+    saved = {node: [f.model_dump() for f in files] for node, files in record.outputs.items()}
+    assert job["outputs"] == saved and list(saved) == ["4"]
+
+
+def completed_status(name: str = "out.png") -> JobStatus:
+    image = {"filename": name, "type": "base64", "data": base64.b64encode(png_bytes()).decode()}
+    return JobStatus(id="job-1", status="COMPLETED", output={"images": [image]})
+
+
+def endings_for(tmp_path, server: FakePromptServer) -> tuple[JobEndings, JobRegistry]:
+    registry = JobRegistry(tmp_path / "jobs.json")
+
+    def emit(record: JobRecord, events: list) -> None:
+        for event, data in events:
+            server.send_sync(event, data, record.client_id)
+
+    def announce(record: JobRecord) -> None:
+        server.send_sync("parallel.job", {"status": record.status}, record.client_id)
+
+    return JobEndings(registry, OutputSaver(tmp_path / "output"), emit, announce), registry
+
+
+def saved_files(tmp_path) -> list[str]:
+    return sorted(p.name for p in (tmp_path / "output").rglob("*") if p.is_file())
+
+
+async def test_a_finished_job_completed_again_saves_and_sends_nothing(tmp_path):
+    server = FakePromptServer({"tab-new": {}})
+    endings, registry = endings_for(tmp_path, server)
+    registry.add(job_record().model_copy(update={"job_id": "job-1", "status": "running"}))
+    mapper = EventMapper("p-relay", PROMPT_TYPES)
+
+    first = await endings.completed(job_record(), mapper, completed_status())
+    assert first.status == "success" and saved_files(tmp_path) == ["out.png"]
+    sent = len(server.sent)
+    again = await endings.completed(first, mapper, completed_status())
+    assert again == registry.get("p-relay") and again.outputs == first.outputs
+    assert saved_files(tmp_path) == ["out.png"]  # no out_1.png
+    assert len(server.sent) == sent  # no second execution_success
+    for late in (
+        endings.fail(first, "expired", "gone", mapper),
+        endings.interrupted(first, mapper, "cancelled"),
+    ):
+        assert (await late).status == "success"
+    assert len(server.sent) == sent
+    await registry.saved()
+
+
+async def test_outputs_saved_before_a_restart_are_not_saved_again(tmp_path):
+    # a record written with its outputs while its end was lost: the files exist already
+    server = FakePromptServer({"tab-new": {}})
+    endings, registry = endings_for(tmp_path, server)
+    kept = {"4": [SavedFile(filename="out.png", subfolder="parallel-runs/p-relay")]}
+    registry.add(job_record().model_copy(update={"status": "running", "outputs": kept}))
+
+    record = await endings.completed(
+        job_record(), EventMapper("p-relay", PROMPT_TYPES), completed_status()
+    )
+    assert record.status == "success" and record.outputs == kept
+    assert saved_files(tmp_path) == []
+    (executed,) = server.json_events("executed")
+    assert executed["output"]["images"] == [f.model_dump() for f in kept["4"]]
+    assert [e for e, _, _ in server.sent][-2:] == ["execution_success", "executing"]
+    await registry.saved()
+
+
+# --------------------------------------------------------------------------- following
+
+
+class FlakyStatus:
+    """A RunpodClient whose first `failures` status calls raise something unforeseen."""
+
+    def __init__(self, client: RunpodClient, failures: int, error: Exception) -> None:
+        self._client, self.failures, self.error = client, failures, error
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    async def status(self, endpoint_id: str, job_id: str) -> JobStatus:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.error
+        return await self._client.status(endpoint_id, job_id)
+
+
+FAST_RETRIES = {"retry_delays": (0.01, 0.05)}
+
+
+async def test_unexpected_status_failures_are_retried_and_never_log_their_text(tmp_path, caplog):
+    server = FakePromptServer({"tab-new": {}})
+    flaky: list[FlakyStatus] = []
+
+    def wrap(client: RunpodClient) -> FlakyStatus:
+        flaky.append(FlakyStatus(client, 3, RuntimeError("Authorization: Bearer k-secret")))
+        return flaky[0]
+
+    with caplog.at_level(logging.WARNING):
+        record = await relay_job(
+            tmp_path, server, Outcome(worker_time=0.5), wrap=wrap, **FAST_RETRIES
+        )
+    assert record.status == "success", record.error
+    assert flaky[0].calls > 3 and server.json_events("execution_success")
+    retries = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+    assert len(retries) == 3 and "RuntimeError" in retries[0]
+    assert "k-secret" not in caplog.text
+
+
+async def test_a_status_poll_that_keeps_failing_ends_the_prompt_after_a_bounded_number(tmp_path):
+    server = FakePromptServer({"tab-new": {}})
+    flaky: list[FlakyStatus] = []
+
+    def wrap(client: RunpodClient) -> FlakyStatus:
+        flaky.append(FlakyStatus(client, 10**6, TypeError("unforeseen")))
+        return flaky[0]
+
+    outcome = Outcome(worker_time=30)
+    options = {**FAST_RETRIES, "max_unexpected_failures": 4}
+    record = await relay_job(tmp_path, server, outcome, wrap=wrap, **options)
+    assert flaky[0].calls == 4
+    assert record.status == "error" and record.error.type == "relay_error"
+    message = record.error.message
+    assert "4 failed status checks in a row" in message and "TypeError" in message
+    assert "may still run" in message and "cancel it" in message
+    (error,) = server.json_events("execution_error")
+    assert error["exception_message"] == message
+
+
+async def test_two_cancels_at_once_interrupt_the_prompt_once(tmp_path):
+    server = FakePromptServer({"tab-new": {}})
+    async with (
+        running_fake(api_key="k", simulate=Outcome(worker_time=10, steps=40)) as fake,
+        aiohttp.ClientSession() as session,
+    ):
+        relay = Relay(
+            JobRegistry(tmp_path / "jobs.json"),
+            OutputSaver(tmp_path / "output"),
+            server.send_sync,
+            lambda: RunpodClient(session, "k", fake.base_url),
+        )
+        record = await relay.submit(job_record(), {"workflow": {}})
+        for _ in range(200):
+            if server.json_events("progress"):
+                break
+            await asyncio.sleep(0.05)
+        first, second = await asyncio.gather(
+            relay.cancel(record.prompt_id), relay.cancel(record.prompt_id)
+        )
+        await relay.close()
+        assert fake.job(record.job_id).status == "CANCELLED"
+    assert first.status == second.status == "interrupted"
+    assert len(server.json_events("execution_interrupted")) == 1
+    assert [e for e, _, _ in server.sent][-2:] == ["execution_interrupted", "executing"]
+    assert [d["status"] for d in server.json_events("parallel.job")].count("interrupted") == 1
