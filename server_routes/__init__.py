@@ -13,6 +13,7 @@ from .jobs import JobSource, jobs_routes, local_jobs
 from .offload import attach_offload
 from .progress_scope import install_progress_scope
 from .settings import Settings
+from .start_times import StartTimes, watch_start_times
 
 log = logging.getLogger(__name__)
 _INSTALLED = "_parallel_runs_installed"
@@ -48,7 +49,8 @@ def install(
         return getattr(server, _INSTALLED)
     settings = Settings.from_env(env)
     progress_text = _progress_text_feature(server, settings, server_feature_flags)
-    job_sources: list[JobSource] = [local_jobs(server)]
+    start_times = watch_start_times(server, StartTimes())
+    job_sources: list[JobSource] = [local_jobs(server, started_at=start_times.get)]
     offload = attach_offload(server, env)  # None outside ComfyUI (no folder_paths)
     if offload is None:
         offload_feature = Feature(enabled=False, detail="needs ComfyUI's folder_paths")

@@ -137,8 +137,8 @@ def _base(item: Sequence[Any], status: Status) -> dict[str, Any]:
     }
 
 
-def _queued(item: Sequence[Any], status: Status) -> JobSummary:
-    return JobSummary.model_validate(_base(item, status))
+def _queued(item: Sequence[Any], status: Status, started_at: int | None = None) -> JobSummary:
+    return JobSummary.model_validate({**_base(item, status), "started_at": started_at})
 
 
 def _error(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -181,13 +181,22 @@ def _finished(entry: Mapping[str, Any]) -> JobSummary | None:
         return None
 
 
-def local_jobs(server: Any, history: int = MAX_HISTORY) -> JobSource:
-    """A source reading `server.prompt_queue`: running, pending and the last `history` finished."""
+def _no_start(_prompt_id: str) -> int | None:
+    return None
+
+
+def local_jobs(
+    server: Any,
+    history: int = MAX_HISTORY,
+    started_at: Callable[[str], int | None] = _no_start,
+) -> JobSource:
+    """A source reading `server.prompt_queue`: running, pending and the last `history` finished.
+    `started_at(prompt_id)` tells when a running prompt started (see start_times.py)."""
 
     def read() -> list[JobSummary]:
         queue = server.prompt_queue
         running, pending = queue.get_current_queue_volatile()
-        jobs = [_queued(item, "running") for item in running]
+        jobs = [_queued(item, "running", started_at(str(item[1]))) for item in running]
         jobs += [_queued(item, "queued") for item in pending]
         # map_function avoids the deep copy; entries are only read here.
         finished = queue.get_history(max_items=history, map_function=lambda entry: entry)
