@@ -127,7 +127,12 @@ class JobRegistry:
         self._version = 0  # bumped by every change
         self._written = 0  # the newest version on disk (under _write_lock)
         self._write_lock = threading.Lock()
-        self._writes: set[asyncio.Future[None]] = set()
+        # One write in a thread at a time; changes made meanwhile wait in `_queued` and go out
+        # together next, so a burst of job endings costs a few writes, not one each. Each
+        # future ends with the write's error (or None) as its result.
+        self._writing: asyncio.Future[BaseException | None] | None = None
+        self._queued: asyncio.Future[BaseException | None] | None = None
+        self._queued_durable = False
 
     def load(self) -> list[JobRecord]:
         """Read the file (a damaged one is set aside, not fatal); returns the active records."""
@@ -149,15 +154,35 @@ class JobRegistry:
         """Write now (and cancel a pending deferred write): in a thread when an event loop
         runs, else right here. `durable` fsyncs the file and its folder."""
         self._cancel_pending()
-        version, text = self._version, self._serialise()
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            self._write(version, text, durable)
+            self._write(self._version, self._serialise(), durable)
             return
-        write = loop.run_in_executor(None, self._write, version, text, durable)
-        self._writes.add(write)
-        write.add_done_callback(self._write_done)
+        self._queued_durable = self._queued_durable or durable
+        if self._queued is None:
+            self._queued = loop.create_future()
+        if self._writing is None:
+            self._start_queued(loop)
+
+    def _start_queued(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start the queued write with the state as it is now (every change so far)."""
+        signal, durable = self._queued, self._queued_durable
+        assert signal is not None
+        self._queued, self._queued_durable = None, False
+        self._writing = signal
+        write = loop.run_in_executor(None, self._write, self._version, self._serialise(), durable)
+
+        def finished(future: asyncio.Future[None]) -> None:
+            error = None if future.cancelled() else future.exception()
+            if error is not None:
+                log.error("[parallel-runs] could not write %s: %s", self.path, error)
+            self._writing = None
+            if self._queued is not None:
+                self._start_queued(loop)
+            signal.set_result(error)
+
+        write.add_done_callback(finished)
 
     def save_soon(self) -> None:
         """Write within `save_delay` seconds, once for any number of changes until then."""
@@ -170,13 +195,14 @@ class JobRegistry:
             self._pending = loop.call_later(self.save_delay, self.save)
 
     async def saved(self) -> None:
-        """Until every write started so far is on disk; raises the first one's error."""
-        while self._writes:
-            done, _ = await asyncio.wait(set(self._writes))  # a cancelled wait stops no write
-            for write in done:
-                error = None if write.cancelled() else write.exception()
-                if error is not None:
-                    raise error
+        """Until every change made so far is on disk; raises the error of a write it waited
+        for (each failure reaches the callers waiting at the time, once)."""
+        first_error: BaseException | None = None
+        while (pending := self._writing or self._queued) is not None:
+            await asyncio.wait({pending})  # a cancelled wait stops no write
+            first_error = first_error or pending.result()
+        if first_error is not None:
+            raise first_error
 
     def flush(self) -> None:
         """Write what is not on disk yet, synchronously and durably. For shutdown: needs no
@@ -203,11 +229,6 @@ class JobRegistry:
                 return
             write_private(self.path, text, durable=durable)
             self._written = version
-
-    def _write_done(self, write: asyncio.Future[None]) -> None:
-        self._writes.discard(write)
-        if not write.cancelled() and write.exception() is not None:
-            log.error("[parallel-runs] could not write %s: %s", self.path, write.exception())
 
     def _changed(self) -> None:
         self._version += 1

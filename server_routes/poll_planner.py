@@ -12,15 +12,22 @@ class PollPlanner:
     """When to ask `/status` next: soon after submission, backing off while queued, seldom
     while running, densely around the expected end. Budget: the n-th poll of a job comes no
     earlier than n / `rate` seconds after it was submitted, so a job never costs more than
-    `rate` polls per second of its life; time spent sparsely is saved up for the end."""
+    `rate` polls per second of its life; time spent sparsely is saved up for the end.
+    Planned polls keep `reserve` of that budget back for the poll right after a sibling's
+    wake-up, and each job's planned polls sit at its own random `phase` on the budget's grid:
+    jobs submitted together then look at different moments, one sees the end soon after it
+    happens, and the others, woken, look at once."""
 
     started: float = 0.0  # when the job was submitted (or resumed)
     rate: float = 2.0
+    reserve: float = 0.2
     near: float = 0.1  # spacing after the expected end, growing by `near` per poll
     queue_first: float = 0.25
     queue_growth: float = 1.5
     queue_max: float = 2.0
-    running_default: float = 0.5  # nothing to predict with
+    # Nothing to predict with: a little sparser than the budget (1/rate), so jittered siblings
+    # poll on different beats and keep slack to look at once when one of them sees the end.
+    running_default: float = 0.7
     running_max: float = 1.5  # keeps progress bars moving on long jobs
     jitter: float = 0.3  # up to 30% earlier, on every delay but those around the end
     rng: random.Random = field(default_factory=random.Random, repr=False)
@@ -28,6 +35,14 @@ class PollPlanner:
     queue_polls: int = 0
     near_polls: int = 0
     _zone: str = "queue"
+    phase: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.phase = self.rng.uniform(0.0, 1.0 / self._planned_rate)
+
+    @property
+    def _planned_rate(self) -> float:
+        return self.rate * (1.0 - self.reserve)
 
     def desired(self, remote: str | None, remaining: float | None, overdue: float) -> float:
         """Seconds until the next poll we would like (no budget applied); no side effects."""
@@ -53,9 +68,11 @@ class PollPlanner:
         remaining: float | None,
         overdue: float = 1.0,
         learned: bool = False,
+        woken: bool = False,
     ) -> float:
         """Seconds to wait. `learned`: `remaining` comes from the endpoint's recent jobs, a
-        good predictor, so no jitter (while guessing, jitter spreads sibling jobs' polls)."""
+        good predictor, so no jitter (while guessing, jitter spreads sibling jobs' polls).
+        `woken`: a sibling just finished, so the reserve may be spent."""
         wanted = self.desired(remote, remaining, overdue)
         if self._zone != "near" and self.jitter and not learned:
             # de-synchronise jobs submitted together: one of them sees the end early, and
@@ -63,7 +80,11 @@ class PollPlanner:
             # (earlier only: a late poll is latency, an early one just a request)
             wanted *= self.rng.uniform(1.0 - self.jitter, 1.0)
         wanted += now
-        allowed = self.started + (self.polls + 1) / self.rate
+        if woken:
+            allowed = self.started + (self.polls + 1) / self.rate
+        else:  # no phase for the first poll (a job's start shows at once) or once aimed
+            phase = self.phase if self.polls and not learned else 0.0
+            allowed = self.started + phase + (self.polls + 1) / self._planned_rate
         return max(wanted, allowed) - now
 
     def spend(self, now: float) -> None:

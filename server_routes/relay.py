@@ -146,6 +146,7 @@ class Relay:
         self._follows: dict[str, _Follow] = {}
         self._stats: dict[str, EndpointStats] = {}
         self._wake: dict[str, asyncio.Event] = {}
+        self._news: dict[str, int] = {}  # wake-ups per endpoint so far
         self.polls = 0  # status requests made, for benchmarks
 
     # ------------------------------------------------------------------ events
@@ -305,7 +306,9 @@ class Relay:
         return self._stats.setdefault(endpoint, EndpointStats())
 
     def _nudge(self, endpoint: str) -> None:
-        """Wake the endpoint's sleeping followers so they re-plan with fresh knowledge."""
+        """Wake the endpoint's sleeping followers so they re-plan with fresh knowledge (and
+        count the news, for followers that were busy with a request just then)."""
+        self._news[endpoint] = self._news.get(endpoint, 0) + 1
         event = self._wake.pop(endpoint, None)
         if event is not None:
             event.set()
@@ -354,11 +357,17 @@ class Relay:
                 del self._follows[follow.record.prompt_id]
 
     async def _loop(self, follow: _Follow) -> None:
+        seen_news = self._news.get(follow.record.endpoint_id, 0)
         while True:
             record = follow.record
             now = self._clock()
             remaining, overdue, learned = self._remaining(follow, now)
-            planned = follow.planner.delay(now, record.remote_status, remaining, overdue, learned)
+            # news of a sibling (which may have come while this job was mid-request)
+            news = self._news.get(record.endpoint_id, 0)
+            woken, seen_news = news != seen_news, news
+            planned = follow.planner.delay(
+                now, record.remote_status, remaining, overdue, learned, woken=woken
+            )
             if await self._sleep(record.endpoint_id, max(planned, follow.backoff)):
                 continue
             now = self._clock()

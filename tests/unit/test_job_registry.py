@@ -9,6 +9,7 @@ import json
 import os
 import stat
 import threading
+import time
 
 import pytest
 
@@ -186,3 +187,28 @@ def test_flush_needs_no_event_loop_and_is_idempotent(tmp_path, monkeypatch):
     assert fsync.synced == ["file", "dir"]
     registry.flush()  # nothing new: no second write
     assert fsync.synced == ["file", "dir"]
+
+
+async def test_a_burst_of_job_endings_shares_writes(tmp_path, monkeypatch):
+    """100 jobs ending at once (as in the offload benchmark) must not cost 100 serialisations
+    and fsyncs in a row: changes made while a write runs go out together in the next one."""
+    writes: list[bool] = []
+    real = job_registry.write_private
+
+    def slow_write(path, text, durable=True):
+        time.sleep(0.05)  # a slow disk
+        writes.append(durable)
+        real(path, text, durable)
+
+    monkeypatch.setattr(job_registry, "write_private", slow_write)
+    registry = JobRegistry(tmp_path / "jobs.json", save_delay=0.01)
+    for n in range(100):
+        registry.add(record(f"p{n}"))
+    await registry.saved()
+    writes.clear()
+    for n in range(100):
+        registry.update(f"p{n}", durable=True, status="success", remote_status="COMPLETED")
+    await registry.saved()
+    assert writes == [True, True]  # the first ending, then the 99 that came while it ran
+    stored = json.loads(registry.path.read_text())["jobs"]
+    assert {job["status"] for job in stored} == {"success"}

@@ -9,6 +9,7 @@ import base64
 import io
 import json
 import logging
+import random
 import struct
 import time
 from dataclasses import dataclass, field
@@ -170,6 +171,28 @@ def test_polls_cluster_around_the_expected_end():
     around = [t for t in polls if 4.5 <= t <= 5.5]
     assert len(before) <= 4 and len(around) >= 3, polls
     assert min(t for t in polls if t >= 5.0) <= 5.15  # the end is seen within ~0.1 s
+
+
+def test_siblings_with_nothing_known_keep_slack_for_a_wake_up():
+    """Jobs submitted together, on an endpoint with no history: when one of them sees its job
+    end just after a poll (t=2.05) and wakes the others, they can all look at once rather
+    than wait for their next budgeted poll (which made a whole burst miss the end by 0.5 s)."""
+    seeds = random.Random(7)
+    immediate = 0
+    beats = set()
+    for _ in range(50):
+        planner = PollPlanner(started=0.0, rng=random.Random(seeds.random()))
+        now = 0.0
+        while True:
+            wait = planner.delay(now, "IN_PROGRESS", None)
+            if now + wait > 2.05:
+                break
+            now += wait
+            planner.spend(now)
+            beats.add(round(now, 2))
+        immediate += planner.delay(2.05, "IN_PROGRESS", 0.0, woken=True) == 0
+    assert len(beats) > 10  # not one shared grid
+    assert immediate == 50, immediate
 
 
 # --------------------------------------------------------------------------- previews
