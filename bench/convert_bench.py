@@ -27,21 +27,14 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # the browser launch the tests use
+
+from chromium_launch import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 from parallel_runs.comfy_process import ComfyProcess  # noqa: E402
 from parallel_runs.workflow_convert import workflow_to_prompt  # noqa: E402
 from parallel_runs.workflow_graph import VIRTUAL_TYPES  # noqa: E402
 
-CHROMIUM = os.environ.get("PARALLEL_RUNS_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TIME_IN_PAGE = """async ([items, repeat]) => {
   const app = window.app;
   const out = {};

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from chromium_launch import CHROMIUM, CHROMIUM_ARGS
 
 from parallel_runs.comfy_process import ComfyProcess
 
@@ -20,17 +21,6 @@ ARTIFACTS = REPO / "test-artifacts"
 PLUGIN_NAME = "parallel_runs_node"
 # A folder name that is no Python identifier, as ComfyUI-Manager would create it.
 CUSTOM_NODE_FOLDER = "parallel-runs"
-CHROMIUM = os.environ.get("PARALLEL_RUNS_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 
 
 def load_plugin_package() -> ModuleType:

@@ -2,17 +2,8 @@
 // extra data as `extra.parallel_runs = {executor, endpoint_id}` so it travels with the
 // workflow file. Never a key: the RunPod API key stays on the server.
 
+import { el } from "./dom.js";
 import { executorChoice } from "./queue_hook.js";
-
-function el(tag, attrs = {}, children = []) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "text") node.textContent = value;
-    else node.setAttribute(key, value);
-  }
-  node.append(...children);
-  return node;
-}
 
 /** The endpoint field's placeholder: the server's default endpoint when it has one (pure). */
 export function endpointPlaceholder(defaultEndpoint) {

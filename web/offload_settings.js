@@ -6,6 +6,8 @@
 // DOM. The server decides what is allowed; its refusals (409 key from the environment or offload
 // refused, 400 validation) are shown next to the form as it words them.
 
+import { el } from "./dom.js";
+
 export const CONFIG_ROUTE = "/parallel/offload/config";
 export const ENDPOINT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 const KEY_PATTERN = /^[\x21-\x7e]{1,512}$/;
@@ -59,16 +61,6 @@ export function refusalText(status, body) {
   if (status === 409) return "The server refused the change (HTTP 409)";
   if (status === 400) return "The server rejected the value (HTTP 400)";
   return `The request failed (HTTP ${status})`;
-}
-
-function el(tag, attrs = {}, children = []) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "text") node.textContent = value;
-    else node.setAttribute(key, value);
-  }
-  node.append(...children);
-  return node;
 }
 
 async function readJson(response) {

@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import random
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 
 import pytest
+from graphs import fresh_color, slow_note_graph
 from PIL import Image
 
 from parallel_runs.connector import Connector
@@ -29,25 +29,8 @@ def rgb(color: int) -> tuple[int, int, int]:
 
 
 def image_graph(color: int, note: str = "", seconds: float = 0.3, steps: int = 3) -> dict:
-    """EmptyImage(color) -> Slow Passthrough -> Progress Note -> SaveImage."""
-    return {
-        "1": {
-            "class_type": "EmptyImage",
-            "inputs": {"width": 16, "height": 8, "batch_size": 1, "color": color},
-        },
-        "2": {
-            "class_type": "ParallelRunsSlowPassthrough",
-            "inputs": {"image": ["1", 0], "seconds": seconds, "steps": steps},
-        },
-        "3": {
-            "class_type": "ParallelRunsProgressNote",
-            "inputs": {"image": ["2", 0], "note": note},
-        },
-        "4": {
-            "class_type": "SaveImage",
-            "inputs": {"images": ["3", 0], "filename_prefix": f"connector-{uuid.uuid4().hex[:8]}"},
-        },
-    }
+    """A 16x8 image of `color` through Slow Passthrough and Progress Note into SaveImage."""
+    return slow_note_graph(note, seconds=seconds, steps=steps, width=16, height=8, color=color)
 
 
 def load_graph(image: str, invert: bool = True) -> dict:
@@ -78,10 +61,6 @@ def inverted(color: tuple[int, int, int]) -> tuple[int, ...]:
 def about(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
     """Equal within one step: ComfyUI truncates float pixels when it saves them."""
     return all(abs(x - y) <= 1 for x, y in zip(a, b, strict=True))
-
-
-def fresh_color() -> int:
-    return random.randrange(0x1000000)  # a new input defeats ComfyUI's cache
 
 
 async def collect(handle) -> list:
