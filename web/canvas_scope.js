@@ -46,9 +46,10 @@ function explicitPromptId(type, detail) {
 
 /**
  * Install the scope on `api`. `tabs` is createWorkflowTabs(app). Returns {uninstall, check,
- * stats}; `check()` notices a tab switch (also run on a timer of `intervalMs`).
+ * stats}; `check()` notices a tab switch (also run on a timer of `intervalMs`) and then calls
+ * `onSwitch(id)`, so other views follow tab switches without a timer of their own.
  */
-export function installCanvasScope({ api, store, tabs, intervalMs = 250 }) {
+export function installCanvasScope({ api, store, tabs, intervalMs = 250, onSwitch = () => {} }) {
   const original = api.dispatchCustomEvent;
   const lastProgressState = new Map();
   const stats = { passed: 0, held: 0, kept_outputs: 0 };
@@ -116,6 +117,7 @@ export function installCanvasScope({ api, store, tabs, intervalMs = 250 }) {
     const now = tabs.visibleId();
     if (now === visible) return false;
     visible = now;
+    onSwitch(now);
     const mine = store.all().find((s) => s.status === "running" && s.workflow_id === now);
     const detail = mine && lastProgressState.get(mine.prompt_id);
     if (detail) {

@@ -64,7 +64,8 @@ function start() {
     // Registering also makes `api` deliver server-sent JSON events of these names.
     api.addEventListener(type, (event) => store.dispatch({ type, data: event.detail }));
   }
-  const scope = installCanvasScope({ api, store, tabs });
+  let choice = null; // the executor choice, built with the panel
+  const scope = installCanvasScope({ api, store, tabs, onSwitch: () => choice?.refresh() });
   installQueueHook({
     api,
     names,
@@ -79,7 +80,6 @@ function start() {
   installTitle({ doc: document, store, aggregate: aggregateProgress });
   const stop = (prompt) =>
     stopPrompt({ api, prompt, report: (detail) => emit("parallel.job", detail) });
-  let choice = null;
   const host = createPanelHost({
     app,
     doc: document,
@@ -92,7 +92,6 @@ function start() {
       return createPanel({ store, api, tabs, names, stop, previews, header: choice.element });
     },
   });
-  setInterval(() => choice?.refresh(), 500); // follows tab switches
   host.setEnabled(setting(SETTING_PANEL, true) !== false);
   return { store, tabs, scope, host, resync, stop };
 }
