@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..parallel_runs.progress_text import FEATURE_FLAG, TEXT_EVENT, decode, encode_legacy
+from .clients import connected_clients
 
 try:  # ComfyUI >= 0.3.4x keeps the executing prompt in a context variable
     from comfy_execution.utils import get_executing_context
@@ -79,17 +80,6 @@ def client_for_prompt(server: Any, prompt_id: str | None) -> str | None:
     return None
 
 
-def _recipients(server: Any, sid: str | None) -> Iterable[str]:
-    if sid is not None:
-        return (sid,) if sid in server.sockets else ()
-    return list(server.sockets)
-
-
-def _client_has_flag(server: Any, sid: str) -> bool:
-    flags = server.sockets_metadata.get(sid, {}).get("feature_flags", {})
-    return flags.get(FEATURE_FLAG) is True
-
-
 def _as_scoped(server: Any, data: bytes) -> ScopedPayload:
     """Frames built elsewhere in legacy layout get the best prompt id we can find."""
     if isinstance(data, ScopedPayload):
@@ -128,8 +118,8 @@ def make_send_bytes(
         payload = _as_scoped(server, data)
         scoped_bytes: bytes | None = None
         json_event: dict[str, str] | None = None
-        for recipient in _recipients(server, sid):
-            if _client_has_flag(server, recipient):
+        for recipient, flags in connected_clients(server, sid).items():
+            if flags.get(FEATURE_FLAG) is True:
                 if scoped_bytes is None:
                     scoped_bytes = payload.scoped()
                 await original(TEXT_EVENT, scoped_bytes, sid=recipient)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -26,6 +27,7 @@ from ..parallel_runs.runpod_client import (
     RunpodServerError,
 )
 from ..parallel_runs.runpod_models import JobStatus
+from .clients import connected_clients
 from .job_registry import JobRecord, JobRegistry
 from .output_files import OutputSaver
 from .poll_planner import EndpointStats, PollPlanner
@@ -69,31 +71,11 @@ class StillSubmitting(RuntimeError):
 def server_recipients(server: Any) -> Recipients:
     """Who gets a message for `sid` on a PromptServer, with the feature flags each client
     announced on its websocket (previews are encoded per client, as ComfyUI does)."""
-
-    def recipients(sid: str | None) -> dict[str, Mapping[str, Any]]:
-        sockets = getattr(server, "sockets", {})
-        metadata = getattr(server, "sockets_metadata", {})
-        targets = [sid] if sid is not None else list(sockets)
-        return {
-            target: (metadata.get(target) or {}).get("feature_flags") or {}
-            for target in targets
-            if target in sockets
-        }
-
-    return recipients
+    return functools.partial(connected_clients, server)
 
 
 def _nobody(_sid: str | None) -> dict[str, Mapping[str, Any]]:
     return {}
-
-
-def default_recipients(send: Send) -> Recipients:
-    """`send` is usually `PromptServer.send_sync`: its server knows the clients. Anything
-    else (a test's recorder) gets no previews, only the JSON events."""
-    server = getattr(send, "__self__", None)
-    if hasattr(server, "sockets") and hasattr(server, "sockets_metadata"):
-        return server_recipients(server)
-    return _nobody
 
 
 @dataclass
@@ -136,7 +118,7 @@ class Relay:
         self.saver = saver
         self.endings = JobEndings(registry, saver, self._emit, self.announce)
         self._send = send
-        self._recipients = recipients or default_recipients(send)
+        self._recipients = recipients or _nobody  # no clients given: JSON events only
         self._clients = clients
         self._clock = clock
         self._planner = planner

@@ -33,7 +33,7 @@ from parallel_runs_node.server_routes.job_registry import (
 )
 from parallel_runs_node.server_routes.output_files import OutputSaver
 from parallel_runs_node.server_routes.poll_planner import PollPlanner
-from parallel_runs_node.server_routes.relay import Relay
+from parallel_runs_node.server_routes.relay import Relay, server_recipients
 from parallel_runs_node.server_routes.relay_endings import JobEndings
 from parallel_runs_node.server_routes.relay_events import (
     EventMapper,
@@ -330,6 +330,7 @@ async def relay_job(
             OutputSaver(tmp_path / "output"),
             server.send_sync,
             lambda: client,
+            recipients=server_recipients(server),
             **options,
         )
         record = job_record(client_id)
@@ -584,6 +585,7 @@ async def test_two_cancels_at_once_interrupt_the_prompt_once(tmp_path):
             OutputSaver(tmp_path / "output"),
             server.send_sync,
             lambda: RunpodClient(session, "k", fake.base_url),
+            recipients=server_recipients(server),
         )
         record = await relay.submit(job_record(), {"workflow": {}})
         for _ in range(200):
