@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -51,6 +52,20 @@ async def wait_until(
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+def writer_threads(monkeypatch: Any, module: Any) -> list[int]:
+    """The threads that call `module.write_private` from now on (each write still happens):
+    to show that file writes run off the event loop."""
+    threads: list[int] = []
+    real = module.write_private
+
+    def spy(path: Path, text: str, durable: bool = True) -> None:
+        threads.append(threading.get_ident())
+        real(path, text, durable)
+
+    monkeypatch.setattr(module, "write_private", spy)
+    return threads
 
 
 def simple_prompt(color: int = 0) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import threading
 import time
 
 import pytest
+from offload_harness import writer_threads
 
 from parallel_runs_node.server_routes import job_registry
 from parallel_runs_node.server_routes.job_registry import JobError, JobRecord, JobRegistry
@@ -141,14 +142,7 @@ def test_durable_changes_and_job_ends_are_fsynced(tmp_path, monkeypatch):
 
 async def test_writes_run_off_the_event_loop_in_order(tmp_path, monkeypatch):
     loop_thread = threading.get_ident()
-    writers: list[int] = []
-    real = job_registry.write_private
-
-    def spy(path, text, durable=True):
-        writers.append(threading.get_ident())
-        real(path, text, durable)
-
-    monkeypatch.setattr(job_registry, "write_private", spy)
+    writers = writer_threads(monkeypatch, job_registry)
     registry = JobRegistry(tmp_path / "jobs.json", save_delay=0.01)
     registry.add(record("a"))
     for n in range(20):  # many writes in flight: the newest state must win

@@ -21,6 +21,7 @@ from offload_harness import (
     harness_env,
     simple_prompt,
     wait_until,
+    writer_threads,
 )
 from runpod_fake import Outcome, png_bytes, running_fake
 
@@ -530,14 +531,7 @@ async def test_opting_in_admits_other_host_names(tmp_path, fake, aiohttp_client)
 
 async def test_settings_are_written_off_the_event_loop(keyed: Harness, monkeypatch):
     loop_thread = threading.get_ident()
-    writers: list[int] = []
-    real = offload_config.write_private
-
-    def spy(path, text, durable=True):
-        writers.append(threading.get_ident())
-        real(path, text, durable)
-
-    monkeypatch.setattr(offload_config, "write_private", spy)
+    writers = writer_threads(monkeypatch, offload_config)
     status, answer = await keyed.post(
         "/parallel/offload/config", {"api_key": SECRET_KEY + "2", "endpoint_id": "ep-2"}
     )
