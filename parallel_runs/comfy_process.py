@@ -66,13 +66,6 @@ def server_argv(url: str, timeout: float = 2.0) -> list[str] | None:
     return [str(arg) for arg in argv] if isinstance(argv, list) else None
 
 
-def tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 @dataclass
 class ComfyProcess:
     """One ComfyUI server we own. `command=None` builds the usual CPU, loopback command line."""
