@@ -21,4 +21,8 @@ def connected_clients(server: Any, sid: str | None) -> dict[str, Mapping[str, An
 
 
 def _flags(metadata: Mapping[str, Any], sid: str) -> Mapping[str, Any]:
-    return (metadata.get(sid) or {}).get("feature_flags") or {}
+    """A client's flags as announced; anything but an object (a client may send a string,
+    a list or null as its `feature_flags`) counts as none."""
+    entry = metadata.get(sid)
+    flags = entry.get("feature_flags") if isinstance(entry, Mapping) else None
+    return flags if isinstance(flags, Mapping) else {}

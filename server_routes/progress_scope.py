@@ -20,6 +20,7 @@ from typing import Any
 
 from ..parallel_runs.progress_text import FEATURE_FLAG, TEXT_EVENT, decode, encode_legacy
 from .clients import connected_clients
+from .fallback import Fallback
 
 try:  # ComfyUI >= 0.3.4x keeps the executing prompt in a context variable
     from comfy_execution.utils import get_executing_context
@@ -92,47 +93,75 @@ def _as_scoped(server: Any, data: bytes) -> ScopedPayload:
     return ScopedPayload(prompt_id, message.node_id, message.text.encode("utf-8"))
 
 
-def make_send_progress_text(server: Any) -> Callable[..., None]:
+def make_send_progress_text(
+    server: Any, original: Callable[..., None], fallback: Fallback
+) -> Callable[..., None]:
     """Replacement for `PromptServer.send_progress_text`; same signature, thread-safe."""
 
     def send_progress_text(
         text: str | bytes | bytearray, node_id: Any, sid: str | None = None, **_: Any
     ) -> None:
-        prompt_id = current_prompt_id(server)
-        target = sid if sid is not None else client_for_prompt(server, prompt_id)
-        raw = text.encode("utf-8") if isinstance(text, str) else bytes(text)
-        server.send_sync(TEXT_EVENT, ScopedPayload(prompt_id, str(node_id), raw), target)
+        try:
+            prompt_id = current_prompt_id(server)
+            target = sid if sid is not None else client_for_prompt(server, prompt_id)
+            raw = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+            payload = ScopedPayload(prompt_id, str(node_id), raw)
+        except Exception as error:
+            fallback.failed(error)
+            original(text, node_id, sid)
+            return
+        server.send_sync(TEXT_EVENT, payload, target)
 
     return send_progress_text
 
 
+# what one type-3 frame becomes for one recipient: (recipient, binary payload, JSON event)
+Delivery = tuple[str, bytes, "dict[str, str] | None"]
+
+
+def plan_progress_text(server: Any, data: bytes, sid: str | None) -> list[Delivery]:
+    """For each recipient: the frame in the layout it negotiated, plus the JSON event for
+    clients that cannot decode the scoped layout."""
+    payload = _as_scoped(server, data)
+    scoped_bytes: bytes | None = None
+    json_event: dict[str, str] | None = None
+    deliveries: list[Delivery] = []
+    for recipient, flags in connected_clients(server, sid).items():
+        if flags.get(FEATURE_FLAG) is True:
+            scoped_bytes = scoped_bytes if scoped_bytes is not None else payload.scoped()
+            deliveries.append((recipient, scoped_bytes, None))
+            continue
+        if json_event is None:
+            json_event = {
+                "prompt_id": payload.prompt_id or "",
+                "node": payload.node_id,
+                "display_node": payload.node_id,
+                "text": payload.text.decode("utf-8", errors="replace"),
+            }
+        deliveries.append((recipient, payload, json_event))
+    return deliveries
+
+
 def make_send_bytes(
-    server: Any, original: Callable[..., Awaitable[None]]
+    server: Any, original: Callable[..., Awaitable[None]], fallback: Fallback
 ) -> Callable[..., Awaitable[None]]:
-    """Replacement for `PromptServer.send_bytes` that writes type-3 frames per recipient."""
+    """Replacement for `PromptServer.send_bytes` that writes type-3 frames per recipient.
+    It runs in ComfyUI's publish loop: if planning fails, the frame goes out as stock."""
 
     async def send_bytes(event: int, data: bytes, sid: str | None = None) -> None:
         if event != TEXT_EVENT:
             await original(event, data, sid=sid)
             return
-        payload = _as_scoped(server, data)
-        scoped_bytes: bytes | None = None
-        json_event: dict[str, str] | None = None
-        for recipient, flags in connected_clients(server, sid).items():
-            if flags.get(FEATURE_FLAG) is True:
-                if scoped_bytes is None:
-                    scoped_bytes = payload.scoped()
-                await original(TEXT_EVENT, scoped_bytes, sid=recipient)
-                continue
-            await original(TEXT_EVENT, payload, sid=recipient)
-            if json_event is None:
-                json_event = {
-                    "prompt_id": payload.prompt_id or "",
-                    "node": payload.node_id,
-                    "display_node": payload.node_id,
-                    "text": payload.text.decode("utf-8", errors="replace"),
-                }
-            await server.send_json(JSON_EVENT, json_event, sid=recipient)
+        try:
+            deliveries = plan_progress_text(server, data, sid)
+        except Exception as error:
+            fallback.failed(error)
+            await original(event, data, sid=sid)
+            return
+        for recipient, frame, json_event in deliveries:
+            await original(TEXT_EVENT, frame, sid=recipient)
+            if json_event is not None:
+                await server.send_json(JSON_EVENT, json_event, sid=recipient)
 
     return send_bytes
 
@@ -145,8 +174,11 @@ def install_progress_scope(server: Any, server_feature_flags: dict[str, Any]) ->
         return getattr(server, _MARK)
     mode = "core" if FEATURE_FLAG in server_feature_flags else "package"
     if mode == "package":
-        server.send_progress_text = make_send_progress_text(server)
-        server.send_bytes = make_send_bytes(server, server.send_bytes)
+        fallback = Fallback("prompt-scoped progress text")
+        server.send_progress_text = make_send_progress_text(
+            server, server.send_progress_text, fallback
+        )
+        server.send_bytes = make_send_bytes(server, server.send_bytes, fallback)
         server_feature_flags[FEATURE_FLAG] = True
     setattr(server, _MARK, mode)
     log.debug("parallel-runs: progress text scoped by %s", mode)

@@ -111,3 +111,38 @@ def test_before_the_first_prompt_text_is_broadcast_with_an_empty_prompt_id():
     assert target is None
     asyncio.run(server.send_bytes(event, payload, target))
     assert decode(server.sent[0][2], scoped=True) == ("", "1", "early")
+
+
+def test_flags_that_are_not_an_object_count_as_none():
+    server = Recorder(
+        {"s": "x", "l": [FEATURE_FLAG], "n": None, "i": 3, "new": {FEATURE_FLAG: True}}
+    )
+    server.sockets_metadata["gone"] = "not even a dict"
+    server.sockets["gone"] = None
+    install_progress_scope(server, {})
+    asyncio.run(server.send_bytes(3, ScopedPayload("p1", "4", b"hi"), None))
+    legacy = {
+        sid for kind, _, data, sid in server.sent if kind == "bytes" and data[:4] != b"\0\0\0\2"
+    }
+    assert legacy == {"s", "l", "n", "i", "gone"}
+    json_to = {sid for kind, _, _, sid in server.sent if kind == "json"}
+    assert json_to == {"s", "l", "n", "i", "gone"}
+    (scoped,) = [data for kind, _, data, sid in server.sent if sid == "new"]
+    assert decode(scoped, scoped=True) == ("p1", "4", "hi")
+
+
+class Exploding(dict):
+    def get(self, *_args):
+        raise RuntimeError("a ComfyUI whose client table we do not understand")
+
+
+def test_a_failing_wrapper_falls_back_to_the_stock_frame_and_logs_once(caplog):
+    server = Recorder({"a": {FEATURE_FLAG: True}})
+    server.sockets_metadata = Exploding(server.sockets_metadata)
+    install_progress_scope(server, {})
+    payload = ScopedPayload("p1", "4", b"hi")
+    for _ in range(3):
+        asyncio.run(server.send_bytes(3, payload, "a"))
+    assert server.sent == [("bytes", 3, bytes(payload), "a")] * 3  # stock: legacy, as given
+    failures = [r for r in caplog.records if "progress text failed" in r.getMessage()]
+    assert len(failures) == 1 and failures[0].exc_info is not None
