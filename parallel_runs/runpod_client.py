@@ -22,12 +22,22 @@ from typing import Any, TypeVar
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
+from . import safe_json
 from .runpod_models import EndpointHealth, JobStatus, StreamChunk
 
 DEFAULT_BASE_URL = "https://api.runpod.ai/v2"
 # RunPod refuses `/run` bodies above 10 MB; checking first gives a clear error, not a 413.
 MAX_RUN_BYTES = 10 * 1024 * 1024
+# What is read of an answer. RunPod returns results of at most 20 MB (its /runsync limit; /run
+# takes 10 MB): a status answer may carry one, with room to spare; other answers are small.
+MAX_STATUS_BYTES = 32 * 1024 * 1024
+MAX_ANSWER_BYTES = 1024 * 1024
+# Answers bigger than this are decoded and parsed in a thread: ComfyUI's loop never waits.
+PARSE_INLINE_BYTES = 256 * 1024
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
+# Keys are scrubbed from whole answers from this length on (RunPod's keys are about 40
+# characters); a shorter one, which no real account has, could match inside image data.
+MIN_SCRUBBED_KEY = 12
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -37,9 +47,9 @@ Sleep = Callable[[float], Awaitable[None]]
 class RunpodError(Exception):
     """Base of every RunPod failure; `status` is the HTTP status (0 when none came back)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.retry_after = status, message, retry_after
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(status={self.status}, message={self.message!r})"
@@ -75,6 +85,20 @@ class RunpodPayloadTooLarge(RunpodError):
             f"{limit / 1e6:.1f} MB ({limit} bytes) per /run request",
         )
         self.size, self.limit = size, limit
+
+
+class RunpodAnswerTooLarge(RunpodError):
+    """An answer longer than this client reads (a result that should have come as a URL,
+    or a misbehaving proxy); reading stopped at the limit."""
+
+    def __init__(self, status: int, limit: int) -> None:
+        super().__init__(
+            status,
+            f"RunPod's answer is larger than {limit / 1e6:.0f} MB, more than this package "
+            "reads (RunPod itself returns at most 20 MB); make the worker return large results "
+            "as s3_url, or fewer or smaller files",
+        )
+        self.limit = limit
 
 
 @dataclass(frozen=True)
@@ -152,13 +176,16 @@ class RunpodClient:
         url = self._url(endpoint_id, "run")
         return await self._call("POST", url, JobStatus, body=body)
 
-    async def status(self, endpoint_id: str, job_id: str) -> JobStatus:
+    async def status(self, endpoint_id: str, job_id: str, *, once: bool = False) -> JobStatus:
+        """The job's status. `once`: one request, no retries, for a caller that retries on
+        its own schedule (the relay's polls) and wants to see each failure."""
         url = self._url(endpoint_id, "status", _check_id("job id", job_id))
-        return await self._call("GET", url, JobStatus)
+        retries = 0 if once else self.retry.retries
+        return await self._call("GET", url, JobStatus, limit=MAX_STATUS_BYTES, retries=retries)
 
     async def stream(self, endpoint_id: str, job_id: str) -> StreamChunk:
         url = self._url(endpoint_id, "stream", _check_id("job id", job_id))
-        return await self._call("GET", url, StreamChunk)
+        return await self._call("GET", url, StreamChunk, limit=MAX_STATUS_BYTES)
 
     async def cancel(self, endpoint_id: str, job_id: str) -> JobStatus:
         url = self._url(endpoint_id, "cancel", _check_id("job id", job_id))
@@ -176,43 +203,47 @@ class RunpodClient:
         return text.replace(self.__key, "<hidden>") if self.__key else text
 
     async def _call(
-        self, method: str, url: str, model: type[Model], body: bytes | None = None
+        self,
+        method: str,
+        url: str,
+        model: type[Model],
+        body: bytes | None = None,
+        limit: int = MAX_ANSWER_BYTES,
+        retries: int | None = None,
     ) -> Model:
-        status, payload = await self._send_with_retries(method, url, body)
+        retries = self.retry.retries if retries is None else retries
+        status, payload = await self._send_with_retries(method, url, body, limit, retries)
         try:
             return model.model_validate(payload)
         except ValidationError as error:
-            detail = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in error.errors()
-            )
-            raise RunpodServerError(
-                status, self._scrub(f"unexpected answer from RunPod: {detail}")
-            ) from None
+            raise RunpodServerError(status, unexpected_answer(status, payload, error)) from None
 
     async def _send_with_retries(
-        self, method: str, url: str, body: bytes | None
+        self, method: str, url: str, body: bytes | None, limit: int, retries: int
     ) -> tuple[int, Any]:
         attempt = 0
         while True:
             try:
-                status, retry_after, payload = await self._send(method, url, body)
+                status, retry_after, payload = await self._send(method, url, body, limit)
             except (aiohttp.ClientError, asyncio.TimeoutError) as error:
                 # A POST that may have reached RunPod is not repeated (no duplicate jobs).
-                if method != "GET" or attempt >= self.retry.retries:
-                    raise RunpodServerError(
-                        0, self._scrub(f"no answer from RunPod: {_network_text(error)}")
-                    ) from None
+                if method != "GET" or attempt >= retries:
+                    if isinstance(error, asyncio.TimeoutError):
+                        why = f"no answer from RunPod within {self._timeout.total:g} s"
+                    else:
+                        why = f"no answer from RunPod: {_network_text(error)}"
+                    raise RunpodServerError(0, self._scrub(why)) from None
                 status, retry_after, payload = 0, None, None
             else:
-                if status not in RETRYABLE or attempt >= self.retry.retries:
-                    return status, self._raise_for(status, payload)
+                if status not in RETRYABLE or attempt >= retries:
+                    return status, self._raise_for(status, payload, retry_after)
                 if retry_after is not None and retry_after > self.retry.max_retry_after:
-                    return status, self._raise_for(status, payload)
+                    return status, self._raise_for(status, payload, retry_after)
             await self._sleep(self.retry.backoff(attempt, retry_after))
             attempt += 1
 
     async def _send(
-        self, method: str, url: str, body: bytes | None
+        self, method: str, url: str, body: bytes | None, limit: int
     ) -> tuple[int, float | None, Any]:
         headers = {"Authorization": f"Bearer {self.__key}", "Accept": "application/json"}
         if body is not None:
@@ -220,20 +251,32 @@ class RunpodClient:
         async with self._session.request(
             method, url, data=body, headers=headers, timeout=self._timeout, allow_redirects=False
         ) as response:
-            # bytes, decoded leniently: a proxy's non-UTF-8 error page must not raise here
-            text = (await response.read()).decode("utf-8", errors="replace")
+            raw = await read_capped(response, limit)
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            try:
-                payload: Any = json.loads(text) if text else None
-            except ValueError:
-                payload = text
+            if len(raw) > PARSE_INLINE_BYTES:
+                payload = await asyncio.to_thread(self._parse, raw)
+            else:
+                payload = self._parse(raw)
             return response.status, retry_after, payload
 
-    def _raise_for(self, status: int, payload: Any) -> Any:
-        """Return the payload of a 2xx answer, else raise the mapped error."""
+    def _parse(self, raw: bytes) -> Any:
+        """The answer as JSON (or as text when it is not JSON), with the key scrubbed from it:
+        a proxy or worker that echoes the key must not carry it into errors, logs or events.
+        Decoded leniently: a proxy's non-UTF-8 error page must not raise here."""
+        text = raw.decode("utf-8", errors="replace")
+        if len(self.__key) >= MIN_SCRUBBED_KEY:
+            text = self._scrub(text)
+        try:
+            return safe_json.loads(text) if text else None
+        except ValueError:
+            return text
+
+    def _raise_for(self, status: int, payload: Any, retry_after: float | None = None) -> Any:
+        """Return the payload of a 2xx answer, else raise the mapped error (the payload was
+        scrubbed of the key when it was parsed)."""
         if 200 <= status < 300:
             return payload
-        detail = self._scrub(_error_text(payload))
+        detail = _error_text(payload)
         if status in (401, 403):
             raise RunpodAuthError(status, "RunPod rejected the API key")
         if status == 404:
@@ -243,18 +286,45 @@ class RunpodClient:
         if status == 413:
             raise RunpodError(status, f"RunPod refused the request as too large{detail}")
         if status == 429:
-            raise RunpodRateLimited(status, f"RunPod is rate limiting requests{detail}")
+            message = f"RunPod is rate limiting requests{detail}"
+            raise RunpodRateLimited(status, message, retry_after)
         if status >= 500:
-            raise RunpodServerError(status, f"RunPod failed with HTTP {status}{detail}")
+            message = f"RunPod failed with HTTP {status}{detail}"
+            raise RunpodServerError(status, message, retry_after)
         if status == 400:
             raise RunpodBadRequest(status, f"RunPod rejected the request{detail}")
         raise RunpodError(status, f"RunPod answered HTTP {status}{detail}")
+
+
+async def read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, read in chunks and never more than `limit` bytes (RunpodAnswerTooLarge)."""
+    declared = response.content_length
+    if declared is not None and declared > limit:
+        raise RunpodAnswerTooLarge(response.status, limit)
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > limit:
+            raise RunpodAnswerTooLarge(response.status, limit)
+    return bytes(body)
 
 
 def _network_text(error: BaseException) -> str:
     """What went wrong on the wire, briefly (class name, plus aiohttp's reason if any)."""
     detail = str(error).strip().splitlines()[0][:150] if str(error).strip() else ""
     return f"{type(error).__name__} ({detail})" if detail else type(error).__name__
+
+
+def unexpected_answer(status: int, payload: Any, error: ValidationError) -> str:
+    """What RunPod answered, when it is not what its API promises: the start of a text
+    answer (an HTML error page, say), else where the JSON differs."""
+    if isinstance(payload, str) or payload is None:
+        excerpt = " ".join(str(payload or "").split())[:120]
+        return f"RunPod answered HTTP {status} with something other than JSON: {excerpt!r}"
+    detail = "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in error.errors()[:3]
+    )
+    return f"unexpected answer from RunPod (HTTP {status}): {detail}"
 
 
 def _error_text(payload: Any) -> str:

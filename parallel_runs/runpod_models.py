@@ -9,10 +9,19 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from .limits import (
+    MAX_ID_CHARS,
+    MAX_NODE_ID_CHARS,
+    MAX_PROGRESS_TEXT_CHARS,
+    MAX_PROGRESS_TEXTS,
+    clip,
+)
+
+NodeId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NODE_ID_CHARS)]
 JobState = Literal["IN_QUEUE", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"]
 FINAL_STATES: frozenset[str] = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
 
@@ -26,7 +35,7 @@ class _Answer(BaseModel):
 class JobStatus(_Answer):
     """`output` is the latest progress value while running; the result only when COMPLETED."""
 
-    id: str
+    id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
     status: JobState
     output: Any = None
     error: str | None = None
@@ -185,10 +194,19 @@ class WorkerProgress(_Answer):
 
     kind: Literal["progress"] = "progress"
     seq: int = 0
-    node: str | None = None
+    node: NodeId | None = None
     value: float | None = None
     max: float | None = None
-    executing: str | None = None
-    text: dict[str, str] | None = None
-    nodes_done: list[str] = Field(default_factory=list)
+    executing: NodeId | None = None
+    text: dict[NodeId, str] | None = None
+    nodes_done: list[NodeId] = Field(default_factory=list, max_length=10_000)
     preview: Any = None
+
+    @field_validator("text")
+    @classmethod
+    def _bounded_texts(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        """Progress text is relayed to the browser: a few nodes' worth, each clipped."""
+        if value is None:
+            return None
+        kept = list(value.items())[:MAX_PROGRESS_TEXTS]
+        return {node: clip(text, MAX_PROGRESS_TEXT_CHARS) for node, text in kept}

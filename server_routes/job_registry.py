@@ -22,8 +22,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ..parallel_runs.limits import (
+    MAX_ERROR_CHARS,
+    MAX_KIND_CHARS,
+    MAX_NODE_ID_CHARS,
+    bounded_id,
+    clip,
+    clip_optional,
+)
 from .offload_config import write_private
 
 log = logging.getLogger(__name__)
@@ -44,12 +52,30 @@ class SavedFile(BaseModel):
 
 
 class JobError(BaseModel):
+    """An error as the UI shows it and the registry keeps it: its texts come from the remote
+    side, so they are clipped here, on the one path every stored or sent error takes."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: str
     message: str
     node_id: str | None = None
     node_type: str | None = None
+
+    @field_validator("message")
+    @classmethod
+    def _clip_message(cls, value: str) -> str:
+        return clip(value, MAX_ERROR_CHARS)
+
+    @field_validator("type", "node_type")
+    @classmethod
+    def _clip_kind(cls, value: str | None) -> str | None:
+        return clip_optional(value, MAX_KIND_CHARS)
+
+    @field_validator("node_id")
+    @classmethod
+    def _bound_node(cls, value: str | None) -> str | None:
+        return bounded_id(value, MAX_NODE_ID_CHARS)
 
 
 def _ms(seconds: float | None) -> int | None:
@@ -76,6 +102,17 @@ class JobRecord(BaseModel):
     output_node: str | None = None  # where outputs without a node of their own are shown
     outputs: dict[str, list[SavedFile]] = Field(default_factory=dict)
     error: JobError | None = None
+    warning: str | None = None  # the remote side is failing to answer; cleared on recovery
+
+    @field_validator("client_id", "workflow_id")
+    @classmethod
+    def _bound_id(cls, value: str | None) -> str | None:
+        return bounded_id(value)
+
+    @field_validator("warning")
+    @classmethod
+    def _clip_warning(cls, value: str | None) -> str | None:
+        return clip_optional(value, MAX_ERROR_CHARS)
 
     @property
     def active(self) -> bool:
@@ -97,6 +134,7 @@ class JobRecord(BaseModel):
             "started_at": _ms(self.started_at),
             "finished_at": _ms(self.finished_at),
             "error": self.error.model_dump() if self.error else None,
+            "warning": self.warning,
             "outputs": {
                 node: {"images": [f.model_dump() for f in files]}
                 for node, files in self.outputs.items()

@@ -40,6 +40,7 @@ class JobSummary(BaseModel):
     started_at: int | None = None
     finished_at: int | None = None
     error: dict[str, Any] | None = None
+    warning: str | None = None
     outputs: dict[str, Any] | None = None
 
 

@@ -100,7 +100,8 @@ def install_offload(
             raise MissingApiKey()
         if holder.session is None:
             raise RuntimeError("offload is not started (no HTTP session)")
-        return RunpodClient(holder.session, key, config.base_url, **dict(client_options or {}))
+        options = {"timeout": config.remote_timeout, **dict(client_options or {})}
+        return RunpodClient(holder.session, key, config.base_url, **options)
 
     options = dict(relay_options or {})
     if send is None:  # in ComfyUI: previews go by each connected client's own feature flags

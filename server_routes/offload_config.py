@@ -24,6 +24,9 @@ KEY_ENV = "RUNPOD_API_KEY"
 BASE_URL_ENV = "RUNPOD_ENDPOINT_BASE_URL"
 ENDPOINT_ENV = "RUNPOD_ENDPOINT_ID"
 ALLOW_REMOTE_ENV = "PARALLEL_RUNS_ALLOW_REMOTE_OFFLOAD"
+ALLOWED_HOSTS_ENV = "PARALLEL_RUNS_ALLOWED_HOSTS"
+TIMEOUT_ENV = "PARALLEL_RUNS_REMOTE_TIMEOUT"
+DEFAULT_TIMEOUT = 30.0
 ENDPOINT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 STATE_NAME = "parallel_runs"
 _TRUE = {"1", "true", "yes", "on"}
@@ -90,6 +93,14 @@ def is_loopback_host(host: str | None) -> bool:
     return address.is_loopback
 
 
+def is_ip_address(host: str | None) -> bool:
+    try:
+        ipaddress.ip_address((host or "").strip().strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 def is_loopback_listen(listen: str) -> bool:
     """True when every address ComfyUI listens on (`--listen`, comma-separated) is loopback."""
     return all(is_loopback_host(raw) for raw in listen.split(","))
@@ -143,6 +154,40 @@ class OffloadConfig:
     def allow_remote(self) -> bool:
         """The user opted in to offload (and its settings) being used from other machines."""
         return (self._env.get(ALLOW_REMOTE_ENV) or "").strip().lower() in _TRUE
+
+    @property
+    def remote_timeout(self) -> float:
+        """Seconds one request to the remote side may take (1 to 600; 30 unless set)."""
+        try:
+            seconds = float(self._env.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT)
+        except ValueError:
+            return DEFAULT_TIMEOUT
+        return min(max(seconds, 1.0), 600.0) if seconds == seconds else DEFAULT_TIMEOUT
+
+    @property
+    def allowed_hosts(self) -> frozenset[str]:
+        """Host names (besides IP addresses) that other machines may address ComfyUI by."""
+        raw = self._env.get(ALLOWED_HOSTS_ENV) or ""
+        return frozenset(name.strip().lower() for name in raw.split(",") if name.strip())
+
+    def host_allowed(self, host: str | None) -> bool:
+        """Whether a request's Host names this server rather than someone else's domain."""
+        if is_loopback_host(host):
+            return True
+        if not self.allow_remote or not host:
+            return False
+        return is_ip_address(host) or host.lower() in self.allowed_hosts
+
+    def host_rule(self) -> str:
+        """`host_allowed` in words, for the error a refused request gets."""
+        if not self.allow_remote:
+            return (
+                f"localhost or 127.0.0.1 (set {ALLOW_REMOTE_ENV}=1 to use it from other machines)"
+            )
+        return (
+            "an IP address, localhost, or a name listed in "
+            f"{ALLOWED_HOSTS_ENV} (a comma-separated list in ComfyUI's environment)"
+        )
 
     @property
     def allowed(self) -> bool:

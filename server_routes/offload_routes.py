@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..parallel_runs import safe_json
 from ..parallel_runs.runpod_client import (
     MAX_RUN_BYTES,
     RunpodAuthError,
@@ -32,6 +33,7 @@ from ..parallel_runs.runpod_client import (
     RunpodPayloadTooLarge,
     RunpodRateLimited,
 )
+from ..parallel_runs.safe_json import JsonTooDeep
 from .job_registry import JobRecord, JobRegistry
 from .offload_config import (
     ALLOW_REMOTE_ENV,
@@ -116,46 +118,54 @@ def same_origin(origin: str, host: str) -> bool:
     )
 
 
+def _refused(message: str) -> RequestError:
+    return RequestError(403, "forbidden", message)
+
+
 @dataclass(frozen=True)
 class OffloadGuard:
     """Who may write: offload spends the user's RunPod credit and sends their prompts and input
     files to whatever endpoint and key are configured.
 
     ComfyUI checks Origin only for loopback Host headers and not at all with
-    --enable-cors-header, so this guard stands on its own: the peer must be loopback (no other
-    machine), the Host header a loopback name (no DNS rebinding), a browser's Origin the same
-    host and port (no other site, even with CORS open), and the body declared JSON (a cross-site
-    form cannot send that without a CORS preflight). `allow_remote` (the user's opt-in) lifts
-    all but the last. Settings are refused while offload itself is not allowed."""
+    --enable-cors-header, so this guard stands on its own:
+    - the peer must be this machine (no other machine);
+    - the Host header must be a name this server answers to: a loopback name, or with the
+      remote opt-in also an IP address or a name listed in PARALLEL_RUNS_ALLOWED_HOSTS (a
+      DNS-rebinding page always addresses the server by the attacker's own domain name);
+    - a browser's Origin must be the same host and port (no other site, even with CORS open);
+    - the body must be declared JSON (a cross-site form cannot send that without a preflight).
+    The remote opt-in lifts the first check only. Settings from another machine must also come
+    from ComfyUI's own page (an Origin that matches); settings are refused while offload
+    itself is not allowed."""
 
     config: OffloadConfig
 
     def check(self, request: web.Request, *, settings: bool = False) -> None:
         """Raise RequestError (403/415) unless `request` may change offload state."""
-        if not self.config.allow_remote:
-            if not is_loopback_host(request.remote):
-                raise RequestError(
-                    403,
-                    "forbidden",
-                    "offload accepts requests from this machine only; set "
-                    f"{ALLOW_REMOTE_ENV}=1 in ComfyUI's environment to allow other machines",
-                )
-            host = request.headers.get("Host", "")
-            if not is_loopback_host(urlsplit(f"//{host}").hostname):
-                raise RequestError(
-                    403,
-                    "forbidden",
-                    f"offload requests must address ComfyUI as localhost or 127.0.0.1, not "
-                    f"{host[:100]!r}; behind a proxy, set {ALLOW_REMOTE_ENV}=1 in its environment",
-                )
-            origin = request.headers.get("Origin")
-            if origin is not None and not same_origin(origin, host):
-                raise RequestError(
-                    403,
-                    "forbidden",
-                    f"offload requests are accepted from ComfyUI's own page only, not from "
-                    f"{origin[:100]!r}",
-                )
+        local_peer = is_loopback_host(request.remote)
+        if not local_peer and not self.config.allow_remote:
+            raise _refused(
+                "offload accepts requests from this machine only; set "
+                f"{ALLOW_REMOTE_ENV}=1 in ComfyUI's environment to allow other machines"
+            )
+        host = request.headers.get("Host", "")
+        if not self.config.host_allowed(urlsplit(f"//{host}").hostname):
+            raise _refused(
+                f"offload requests must address ComfyUI by {self.config.host_rule()}, not "
+                f"{host[:100]!r}"
+            )
+        origin = request.headers.get("Origin")
+        if origin is not None and not same_origin(origin, host):
+            raise _refused(
+                f"offload requests are accepted from ComfyUI's own page only, not from "
+                f"{origin[:100]!r}"
+            )
+        if settings and origin is None and not local_peer:
+            raise _refused(
+                "offload settings can be changed from another machine only on ComfyUI's own "
+                "page (the request has no Origin)"
+            )
         if settings and not self.config.allowed:
             raise RequestError(403, "offload_refused", self.config.allowed_detail())
         if request.content_type != JSON_TYPE:
@@ -186,7 +196,9 @@ def _first_validation_error(exc: ValidationError) -> RequestError:
 
 async def _body(request: web.Request, model: type[BaseModel]) -> Any:
     try:
-        raw = await request.json()
+        raw = safe_json.loads(await request.text())
+    except JsonTooDeep as exc:
+        raise RequestError(400, "invalid_json", f"the body is {exc}") from None
     except ValueError as exc:
         raise RequestError(400, "invalid_json", f"the body is not JSON: {exc}") from None
     try:

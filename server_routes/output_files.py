@@ -2,15 +2,21 @@
 
 File names come from a machine we do not control: anything that could leave the folder (`..`,
 absolute paths, drive letters, NUL bytes) is refused, the rest is reduced to a plain, safe
-name. Every write is checked to land inside `output/<subfolder>/` and never replaces a file.
+name (Windows device names such as `CON.png` get a leading `_`). A file's contents must match
+its extension (an HTML page is not saved as `.png`), and one result keeps at most
+`max_files` files. Every write lands inside `output/<subfolder>/`, through a temporary file
+renamed into place: saving the same result again (after a crash mid-save) replaces each file
+rather than adding a second copy.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import os
 import re
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -21,6 +27,49 @@ _SUFFIXES = "png jpg jpeg webp gif bmp tif tiff mp4 webm mov mkv avi wav mp3 fla
 ALLOWED_SUFFIXES = frozenset(f".{s}" for s in (_SUFFIXES + " json txt glb gltf obj").split(" "))
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._ -]+")
 _DRIVE = re.compile(r"^[A-Za-z]:")
+# Names Windows reserves for devices, whatever the extension ("nul.png" opens the device).
+WINDOWS_DEVICES = frozenset(
+    ["con", "prn", "aux", "nul"] + [f"{port}{n}" for port in ("com", "lpt") for n in range(10)]
+)
+TEMP_PREFIX, TEMP_SUFFIX = ".parallel-runs-", ".part"
+_TEXT_SUFFIXES = frozenset({".json", ".txt", ".gltf", ".obj"})
+
+
+def _riff(kind: bytes) -> Any:
+    return lambda data: data[:4] == b"RIFF" and data[8:12] == kind
+
+
+def _mp3(data: bytes) -> bool:
+    return data[:3] == b"ID3" or (len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0)
+
+
+def _ftyp(data: bytes) -> bool:
+    return data[4:8] == b"ftyp"
+
+
+# What the first bytes of each saved type look like.
+_SIGNATURES: dict[str, Any] = {
+    ".png": lambda d: d.startswith(b"\x89PNG\r\n\x1a\n"),
+    ".jpg": lambda d: d.startswith(b"\xff\xd8\xff"),
+    ".jpeg": lambda d: d.startswith(b"\xff\xd8\xff"),
+    ".gif": lambda d: d[:6] in (b"GIF87a", b"GIF89a"),
+    ".bmp": lambda d: d.startswith(b"BM"),
+    ".tif": lambda d: d[:4] in (b"II*\x00", b"MM\x00*"),
+    ".tiff": lambda d: d[:4] in (b"II*\x00", b"MM\x00*"),
+    ".webp": _riff(b"WEBP"),
+    ".wav": _riff(b"WAVE"),
+    ".avi": _riff(b"AVI "),
+    ".mp4": _ftyp,
+    ".mov": _ftyp,
+    ".m4a": _ftyp,
+    ".webm": lambda d: d.startswith(b"\x1a\x45\xdf\xa3"),
+    ".mkv": lambda d: d.startswith(b"\x1a\x45\xdf\xa3"),
+    ".mp3": _mp3,
+    ".flac": lambda d: d.startswith(b"fLaC"),
+    ".ogg": lambda d: d.startswith(b"OggS"),
+    ".opus": lambda d: d.startswith(b"OggS"),
+    ".glb": lambda d: d.startswith(b"glTF"),
+}
 
 
 class UnsafeFileName(ValueError):
@@ -50,7 +99,40 @@ def safe_filename(name: Any) -> str:
     suffix = "." + suffix.lower()
     if suffix not in ALLOWED_SUFFIXES:
         raise UnsafeFileName(f"file type {suffix} is not saved: {name!r}")
+    if stem.split(".", 1)[0].strip().lower() in WINDOWS_DEVICES:
+        stem = "_" + stem
     return stem[: MAX_NAME - len(suffix)] + suffix
+
+
+def content_matches(name: str, data: bytes) -> bool:
+    """Whether `data` looks like what the extension of `name` promises: the signature of an
+    image, video, audio or 3D type; UTF-8 text without NUL bytes for text types."""
+    suffix = os.path.splitext(name)[1].lower()
+    if suffix in _TEXT_SUFFIXES:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        return b"\x00" not in data
+    check = _SIGNATURES.get(suffix)
+    return check is not None and bool(check(data))
+
+
+def unique_names(names: Iterable[str]) -> list[str]:
+    """The same names, the second and later of each made unique (`a.png`, `a_1.png`, ...),
+    compared without case (as Windows and macOS do). The same list always gives the same
+    names, so a result saved again lands on the same files."""
+    taken: set[str] = set()
+    unique: list[str] = []
+    for name in names:
+        stem, suffix = os.path.splitext(name)
+        candidate, n = name, 0
+        while candidate.lower() in taken:
+            n += 1
+            candidate = f"{stem}_{n}{suffix}"
+        taken.add(candidate.lower())
+        unique.append(candidate)
+    return unique
 
 
 def safe_subfolder(subfolder: str) -> str:
@@ -86,12 +168,20 @@ class SaveReport:
 
 
 @dataclass(frozen=True)
+class _Accepted:
+    index: int
+    name: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class OutputSaver:
     """Writes decoded files under `root/<subfolder>`; `root` is ComfyUI's output directory."""
 
     root: Path
     max_file_bytes: int = 100 * 1024 * 1024
     max_total_bytes: int = 300 * 1024 * 1024
+    max_files: int = 1000
 
     def folder(self, subfolder: str) -> Path:
         root = Path(os.path.realpath(self.root))
@@ -100,45 +190,83 @@ class OutputSaver:
             raise UnsafeFileName(f"subfolder {subfolder!r} leaves the output folder")
         return target
 
-    def write(self, subfolder: str, name: str, data: bytes) -> dict[str, str]:
-        """Create a new file (never overwrite, never follow a link); returns its /view address."""
-        folder = self.folder(subfolder)
-        folder.mkdir(parents=True, exist_ok=True)
-        folder = self.folder(subfolder)  # re-check after creation (a raced-in symlink)
-        stem, suffix = os.path.splitext(name)
-        for attempt in range(1000):
-            candidate = name if attempt == 0 else f"{stem}_{attempt}{suffix}"
-            path = folder / candidate
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-            try:
-                fd = os.open(path, flags, 0o644)
-            except FileExistsError:
-                continue
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            return {"filename": candidate, "subfolder": subfolder, "type": "output"}
-        raise UnsafeFileName(f"too many files named {name!r}")
-
     def save_images(self, subfolder: str, images: Iterable[Mapping[str, Any]]) -> SaveReport:
-        """Save worker-comfyui style `images` entries of type base64; others are refused."""
+        """Save worker-comfyui style `images` entries of type base64; others are refused.
+        Saving the same entries again replaces the files saved before (never duplicates)."""
         report = SaveReport()
-        for index, image in enumerate(images):
+        accepted = self._accept(list(images), report)
+        if not accepted:
+            return report
+        try:
+            folder = self._prepare(subfolder)
+        except UnsafeFileName as exc:
+            report.refused.append(str(exc))
+            return report
+        names = unique_names(item.name for item in accepted)
+        for item, name in zip(accepted, names, strict=True):
+            _replace_file(folder, name, item.data)
+            report.saved.append({"filename": name, "subfolder": subfolder, "type": "output"})
+            report.sources.append(item.index)
+            report.total_bytes += len(item.data)
+        return report
+
+    def _accept(self, images: list[Any], report: SaveReport) -> list[_Accepted]:
+        """The entries that pass every check, decoded; the rest go to `report.refused`."""
+        accepted: list[_Accepted] = []
+        total = 0
+        if len(images) > self.max_files:
+            report.refused.append(
+                f"{len(images) - self.max_files} more result file(s) not saved: one result "
+                f"keeps at most {self.max_files} files"
+            )
+        for index, image in enumerate(images[: self.max_files]):
             label = image.get("filename") if isinstance(image, Mapping) else None
+            label = repr(label)[:80]
             try:
                 if not isinstance(image, Mapping):
                     raise ValueError("entry is not an object")
                 if image.get("type", "base64") != "base64":
                     raise ValueError(f"result type {image.get('type')!r} is not supported")
                 name = safe_filename(image.get("filename"))
-                room = min(self.max_file_bytes, self.max_total_bytes - report.total_bytes)
+                room = min(self.max_file_bytes, self.max_total_bytes - total)
                 data = decode_base64(image.get("data"), max(room, 0))
                 if len(data) > room:
                     raise OutputTooLarge(f"{len(data)} bytes exceed the remaining {room}")
-                report.saved.append(self.write(subfolder, name, data))
-                report.sources.append(index)
-                report.total_bytes += len(data)
+                if not content_matches(name, data):
+                    raise ValueError(f"its contents are not a {os.path.splitext(name)[1]} file")
             except OutputTooLarge as exc:
-                report.refused.append(f"result file #{index} {label!r}: too large ({exc})")
+                report.refused.append(f"result file #{index} {label}: too large ({exc})")
+                continue
             except ValueError as exc:  # includes UnsafeFileName
-                report.refused.append(f"result file #{index} {label!r}: {exc}")
-        return report
+                report.refused.append(f"result file #{index} {label}: {exc}")
+                continue
+            accepted.append(_Accepted(index, name, data))
+            total += len(data)
+        return accepted
+
+    def _prepare(self, subfolder: str) -> Path:
+        """The folder, created and checked again (a raced-in symlink), with the temporary
+        files of a save that a crash interrupted removed."""
+        folder = self.folder(subfolder)
+        folder.mkdir(parents=True, exist_ok=True)
+        folder = self.folder(subfolder)
+        for leftover in folder.glob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+        return folder
+
+
+def _replace_file(folder: Path, name: str, data: bytes) -> None:
+    """Write `folder/name` whole or not at all: a new temporary file (never following a
+    link), renamed over whatever had that name (a link itself is replaced, not followed)."""
+    temp = folder / f"{TEMP_PREFIX}{uuid.uuid4().hex}{TEMP_SUFFIX}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(temp, flags, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(temp, folder / name)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise

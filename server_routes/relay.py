@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..parallel_runs.runpod_client import (
+    RunpodAnswerTooLarge,
     RunpodAuthError,
     RunpodClient,
     RunpodError,
@@ -51,6 +52,7 @@ ClientProvider = Callable[[], RunpodClient]
 Recipients = Callable[["str | None"], Mapping[str, Mapping[str, Any]]]
 RESULT_RETENTION = 30 * 60  # RunPod keeps /run results this long after the job ends
 MAX_UNEXPECTED_FAILURES = 8  # status polls in a row failing in a way nobody foresaw
+WARN_AFTER = 2  # failed status polls in a row before the UI shows the prompt as failing
 RETRY_DELAYS = (1.0, 30.0)  # first and longest back-off after a failed status poll
 
 
@@ -91,6 +93,7 @@ class _Follow:
     task: asyncio.Task[None] | None = None
     failing_since: float | None = None  # RunPod rate limiting or failing since then
     unexpected: int = 0  # status polls in a row that failed in an unforeseen way
+    failures: int = 0  # status polls in a row that failed, of any kind
     backoff: float = 0.0  # the least wait before the next poll, while polls fail
 
 
@@ -112,6 +115,7 @@ class Relay:
         give_up_after: float = RESULT_RETENTION,
         max_unexpected_failures: int = MAX_UNEXPECTED_FAILURES,
         retry_delays: tuple[float, float] = RETRY_DELAYS,
+        warn_after: int = WARN_AFTER,
         recipients: Recipients | None = None,
     ) -> None:
         self.registry = registry
@@ -125,6 +129,7 @@ class Relay:
         self._give_up_after = give_up_after
         self._max_unexpected = max_unexpected_failures
         self._retry_delays = retry_delays
+        self._warn_after = warn_after
         self._follows: dict[str, _Follow] = {}
         self._stats: dict[str, EndpointStats] = {}
         self._wake: dict[str, asyncio.Event] = {}
@@ -147,6 +152,8 @@ class Relay:
         }
         if record.error is not None:
             data["error"] = record.error.model_dump()
+        if record.active:
+            data["warning"] = record.warning  # None clears an earlier one
         self._send("parallel.job", data, record.client_id)
 
     async def _emit_preview(self, record: JobRecord, preview: RelayPreview) -> None:
@@ -356,18 +363,41 @@ class Relay:
             follow.planner.spend(now)
             self.polls += 1
             try:
-                status = await self._clients().status(record.endpoint_id, record.job_id or "")
+                client = self._clients()
+                status = await client.status(record.endpoint_id, record.job_id or "", once=True)
             except Exception as exc:
                 ending = self._poll_failed(follow, exc, now)
                 if ending is None:
                     continue
                 await self.endings.fail(record, *ending, follow.mapper)
                 return
-            follow.failing_since, follow.unexpected, follow.backoff = None, 0, 0.0
+            self._recovered(follow)
             follow.record = await self._apply(follow, status, previous=follow.last_poll)
             follow.last_poll = now
             if status.is_final:
                 return
+
+    def _warn(self, follow: _Follow, why: str) -> None:
+        """Show the prompt as failing (it keeps being followed): after `warn_after` failed
+        polls in a row, with what the remote side answered last."""
+        follow.failures += 1
+        if follow.failures < self._warn_after:
+            return
+        record = follow.record
+        warning = (
+            f"RunPod is not answering as expected for job {record.job_id}: {why} "
+            f"({follow.failures} checks in a row; still trying, next in {follow.backoff:.0f} s)"
+        )
+        follow.record = self.registry.update(record.prompt_id, warning=warning)
+        self.announce(follow.record)
+
+    def _recovered(self, follow: _Follow) -> None:
+        """A poll succeeded: forget the failures, and clear a warning the UI shows."""
+        follow.failing_since, follow.unexpected, follow.backoff = None, 0, 0.0
+        follow.failures = 0
+        if follow.record.warning is not None:
+            follow.record = self.registry.update(follow.record.prompt_id, warning=None)
+            self.announce(follow.record)
 
     def _poll_failed(self, follow: _Follow, exc: Exception, now: float) -> tuple[str, str] | None:
         """A failed status poll: (error type, message) when it ends the prompt, None when the
@@ -388,11 +418,14 @@ class Relay:
             )
         if isinstance(exc, MissingApiKey):
             return "missing_api_key", str(exc)
+        if isinstance(exc, RunpodAnswerTooLarge):
+            return "answer_too_large", f"job {record.job_id}: {exc.message}"
+        retry_after = None
         if isinstance(exc, (RunpodRateLimited, RunpodServerError)):
             follow.failing_since = follow.failing_since or now
             if now - follow.failing_since > self._give_up_after:
                 return "unreachable", f"gave up following job {record.job_id}: {exc.message}"
-            why = exc.message
+            why, retry_after = exc.message, exc.retry_after
         elif isinstance(exc, RunpodError):
             return "runpod_error", exc.message
         else:
@@ -408,7 +441,8 @@ class Relay:
             # the class only: a message might quote a request (headers, the key)
             why = f"unexpected {type(exc).__name__} ({follow.unexpected} in a row)"
         first, longest = self._retry_delays
-        follow.backoff = min(max(follow.backoff * 2, first), longest)
+        follow.backoff = min(max(follow.backoff * 2, first, retry_after or 0.0), longest)
+        self._warn(follow, why)
         log.warning(
             "[parallel-runs] %s: checking job %s failed: %s; retrying in %.1f s",
             record.prompt_id,

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..parallel_runs.limits import MAX_ERROR_CHARS, clip
 from ..parallel_runs.runpod_models import JobStatus
 from .job_registry import JobError, JobRecord, JobRegistry, SavedFile
 from .output_files import OutputSaver
@@ -100,7 +101,11 @@ class JobEndings:
                 before=before,
             )
         if warnings:
-            log.warning("[parallel-runs] %s: worker warnings: %s", current.prompt_id, warnings)
+            log.warning(
+                "[parallel-runs] %s: worker warnings: %s",
+                current.prompt_id,
+                clip("; ".join(warnings), MAX_ERROR_CHARS),
+            )
         changes = {"status": "success", "remote_status": status.status, "error": None}
         return await self._end(current, {**changes, "outputs": outputs}, before, mapper.success)
 
@@ -128,7 +133,7 @@ class JobEndings:
             changes["outputs"] = dict(outputs)
 
         def events() -> list[Event]:
-            log.warning("[parallel-runs] offloaded prompt %s: %s", record.prompt_id, message)
+            log.warning("[parallel-runs] offloaded prompt %s: %s", record.prompt_id, error.message)
             return mapper.error(error)
 
         return await self._end(current, changes, before or [], events)

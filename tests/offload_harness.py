@@ -26,6 +26,8 @@ from parallel_runs_node.server_routes.offload import AtExit, Offload, install_of
 from parallel_runs_node.server_routes.output_files import OutputSaver
 
 FAST_RETRY = RetryPolicy(retries=3, base_delay=0.01, max_delay=0.05)
+# the relay retries failed status polls itself (one request each): as quickly, in tests
+FAST_RELAY = {"retry_delays": (0.01, 0.05)}
 
 
 def node_class(name: str, output: bool = False) -> type:
@@ -173,6 +175,7 @@ def build_app(
         listen=listen,
         saver=OutputSaver(base / "output", **dict(saver_limits or {})),
         client_options={"retry": FAST_RETRY},
+        relay_options=FAST_RELAY,
         at_exit=at_exit,
     )
     app = web.Application()

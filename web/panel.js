@@ -131,6 +131,9 @@ export function createPanel({ store, api, tabs, names, stop, previews, header, n
       thumbs.append(img);
     }
     if (thumbs.childElementCount) row.append(thumbs);
+    if (s.warning && !TERMINAL.has(s.status)) {
+      row.append(el("div", "parallel-runs-warning", s.warning));
+    }
     if (s.error) {
       const where = s.error.node_type ? ` (${s.error.node_type} #${s.error.node_id})` : "";
       row.append(el("div", "parallel-runs-error", `${s.error.message || "error"}${where}`));

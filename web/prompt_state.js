@@ -170,6 +170,7 @@ function newPromptState(promptId, view) {
     preview: null,
     outputs: {},
     error: null,
+    warning: null, // the remote side is failing to answer; the prompt may still recover
     remote_status: null,
     status_inferred: false,
     rev: 0,
@@ -791,6 +792,10 @@ export function createStore({
     const rec = ensure(job?.prompt_id);
     if (!rec) return false;
     let changed = assignInfo(rec, job);
+    if ("warning" in job && (job.warning ?? null) !== rec.s.warning) {
+      rec.s.warning = typeof job.warning === "string" ? job.warning : null; // null: recovered
+      changed = true;
+    }
     const status = job.status;
     if (status in STATUS_RANK && advance(rec, status, toMillis(job.finished_at) ?? undefined)) {
       changed = true;

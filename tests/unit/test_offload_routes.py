@@ -506,15 +506,22 @@ def test_the_guard_admits_loopback_peers_only(tmp_path, peer, allowed):
         with pytest.raises(RequestError) as caught:
             guard.check(request)
         assert caught.value.status == 403 and "this machine only" in caught.value.message
-    opted_in = OffloadConfig(tmp_path, env={"PARALLEL_RUNS_ALLOW_REMOTE_OFFLOAD": "1"})
-    OffloadGuard(opted_in).check(mocked_post(peer, "comfy.lan:8188", "application/json"))
+    opt_in = {"PARALLEL_RUNS_ALLOW_REMOTE_OFFLOAD": "1", "PARALLEL_RUNS_ALLOWED_HOSTS": "comfy.lan"}
+    opted_in = OffloadGuard(OffloadConfig(tmp_path, env=opt_in))
+    opted_in.check(mocked_post(peer, "comfy.lan:8188", "application/json"))
+    opted_in.check(mocked_post(peer, "192.168.1.20:8188", "application/json"))
     with pytest.raises(RequestError) as caught:  # the opt-in never lifts the JSON rule
-        OffloadGuard(opted_in).check(mocked_post(peer, "comfy.lan", "text/plain"))
+        opted_in.check(mocked_post(peer, "comfy.lan", "text/plain"))
     assert caught.value.status == 415
+    with pytest.raises(RequestError) as caught:  # nor admits a name nobody listed
+        opted_in.check(mocked_post(peer, "rebind.example:8188", "application/json"))
+    assert caught.value.status == 403 and "PARALLEL_RUNS_ALLOWED_HOSTS" in caught.value.message
 
 
 async def test_opting_in_admits_other_host_names(tmp_path, fake, aiohttp_client):
-    env = harness_env(fake, PARALLEL_RUNS_ALLOW_REMOTE_OFFLOAD="1")
+    env = harness_env(
+        fake, PARALLEL_RUNS_ALLOW_REMOTE_OFFLOAD="1", PARALLEL_RUNS_ALLOWED_HOSTS="comfy.lan"
+    )
     env.pop("RUNPOD_API_KEY")
     app, _offload, _ = build_app(tmp_path, env, listen="0.0.0.0")
     client = await aiohttp_client(app)

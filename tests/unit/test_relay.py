@@ -525,11 +525,11 @@ class FlakyStatus:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
 
-    async def status(self, endpoint_id: str, job_id: str) -> JobStatus:
+    async def status(self, endpoint_id: str, job_id: str, **options: Any) -> JobStatus:
         self.calls += 1
         if self.calls <= self.failures:
             raise self.error
-        return await self._client.status(endpoint_id, job_id)
+        return await self._client.status(endpoint_id, job_id, **options)
 
 
 FAST_RETRIES = {"retry_delays": (0.01, 0.05)}

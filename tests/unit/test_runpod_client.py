@@ -358,7 +358,7 @@ async def test_truncated_body_is_a_network_error_retried_for_gets_only(session):
     [
         ("400 Bad Request", RunpodBadRequest, "RunPod rejected the request: \ufffd\ufffd bad"),
         ("503 Service Unavailable", RunpodServerError, "HTTP 503: \ufffd\ufffd bad"),
-        ("200 OK", RunpodServerError, "unexpected answer from RunPod"),
+        ("200 OK", RunpodServerError, "HTTP 200 with something other than JSON: '\ufffd\ufffd bad"),
     ],
 )
 async def test_a_body_that_is_not_utf8_is_read_not_raised(session, status, error, words):

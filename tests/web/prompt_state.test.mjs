@@ -474,6 +474,22 @@ test("parallel.job follows an offloaded prompt", () => {
   assert.equal(store.get("J").remote_status, "FAILED");
 });
 
+test("a remote that fails to answer shows as a warning until it recovers", () => {
+  const store = storeWith();
+  store.dispatch(ev.queued("W", "wf", { executor: "runpod:ep1" }));
+  const job = (extra) => ({
+    type: "parallel.job",
+    data: { prompt_id: "W", status: "running", executor: "runpod:ep1", ...extra },
+  });
+  store.dispatch(job({ warning: "RunPod answered HTTP 500 (3 checks in a row)" }));
+  assert.equal(store.get("W").warning, "RunPod answered HTTP 500 (3 checks in a row)");
+  assert.equal(store.get("W").status, "running");
+  store.dispatch(job({ remote_status: "IN_PROGRESS" })); // no warning key: unchanged
+  assert.equal(store.get("W").warning, "RunPod answered HTTP 500 (3 checks in a row)");
+  store.dispatch(job({ warning: null }));
+  assert.equal(store.get("W").warning, null);
+});
+
 test("selectors", () => {
   const store = storeWith();
   store.dispatch(ev.queued("A", "wf-1", { node_ids: ["1", "2", "3", "4"] }));
