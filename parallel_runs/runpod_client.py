@@ -94,7 +94,7 @@ class RunpodAnswerTooLarge(RunpodError):
     def __init__(self, status: int, limit: int) -> None:
         super().__init__(
             status,
-            f"RunPod's answer is larger than {limit / 1e6:.0f} MB, more than this package "
+            f"RunPod's answer is larger than {limit // 2**20} MB, more than this package "
             "reads (RunPod itself returns at most 20 MB); make the worker return large results "
             "as s3_url, or fewer or smaller files",
         )
@@ -321,10 +321,16 @@ def unexpected_answer(status: int, payload: Any, error: ValidationError) -> str:
     if isinstance(payload, str) or payload is None:
         excerpt = " ".join(str(payload or "").split())[:120]
         return f"RunPod answered HTTP {status} with something other than JSON: {excerpt!r}"
-    detail = "; ".join(
-        f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in error.errors()[:3]
-    )
+    detail = "; ".join(_problem(e) for e in error.errors()[:3])
     return f"unexpected answer from RunPod (HTTP {status}): {detail}"
+
+
+def _problem(error: Any) -> str:
+    """One validation problem, with the value RunPod sent when it is a short scalar."""
+    where = ".".join(map(str, error["loc"])) or "<root>"
+    value = error.get("input")
+    got = f" (got {str(value)[:40]!r})" if isinstance(value, str | int | float) else ""
+    return f"{where}: {error['msg']}{got}"
 
 
 def _error_text(payload: Any) -> str:

@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import threading
+import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -78,6 +79,13 @@ def simple_prompt(color: int = 0) -> dict[str, Any]:
         },
         "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}},
     }
+
+
+def real_prompt() -> dict:
+    """Weight-free nodes that exist in a real ComfyUI."""
+    prompt = simple_prompt(color=uuid.uuid4().int % 0xFFFFFF)
+    prompt["2"]["inputs"]["filename_prefix"] = "offload"
+    return prompt
 
 
 @dataclass

@@ -84,6 +84,8 @@ class Outcome:
     preview: Any = None
     # complete: one image per node id, each entry naming its node (our worker's extension)
     output_nodes: tuple[str, ...] = ()
+    # the body the worker posts at the end, verbatim (a hostile or broken worker)
+    result: dict[str, Any] | None = None
 
 
 @dataclass
@@ -154,6 +156,9 @@ class FakeRunpod:
         self.max_run_bytes = max_run_bytes
         self.auth_status = 401
         self.injections: list[Injection] = []
+        # job id -> what /status answers for it instead of the truth (a hostile or broken
+        # RunPod, or a proxy in front of it): a coroutine function taking the request and job
+        self.status_answers: dict[str, Any] = {}
         self.jobs: dict[str, FakeJob] = {}
         self.requests: list[tuple[str, str, dict[str, str]]] = []  # method, path+query, headers
         self.pings: list[str] = []
@@ -295,6 +300,8 @@ class FakeRunpod:
         job = self._find(request)
         if job is None:
             return web.json_response({"error": "request does not exist"}, status=404)
+        if (hostile := self.status_answers.get(job.id)) is not None:
+            return await hostile(request, job)
         return web.json_response(job.answer())
 
     async def _stream(self, request: web.Request) -> web.Response:
@@ -476,6 +483,8 @@ class FakeRunpod:
 
 def simulated_result(outcome: Outcome) -> dict[str, Any]:
     """The body a worker would post for this outcome (worker-comfyui shapes)."""
+    if outcome.result is not None:
+        return outcome.result
     image = base64.b64encode(png_bytes()).decode()
     if outcome.kind == "fail":
         return {"error": outcome.error}

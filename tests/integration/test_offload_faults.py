@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 
 import aiohttp
 import pytest
@@ -16,6 +15,7 @@ from offload_harness import (
     Harness,
     harness_env,
     offload_app,
+    real_prompt,
     simple_prompt,
     start_comfy_a,
     wait_until,
@@ -231,10 +231,3 @@ async def test_comfyui_a_restarted_mid_job_resumes_and_collects(tmp_path):
             assert job["status"] == "success" and job["prompt_id"] == prompt_id
         finally:
             comfy.stop()
-
-
-def real_prompt() -> dict:
-    """Weight-free nodes that exist in a real ComfyUI."""
-    prompt = simple_prompt(color=uuid.uuid4().int % 0xFFFFFF)
-    prompt["2"]["inputs"]["filename_prefix"] = "offload"
-    return prompt
