@@ -58,3 +58,13 @@ def slow_note_graph(
         graph["4"] = {"class_type": "GetImageSize", "inputs": {"image": ["3", 0]}}
         graph["5"] = {"class_type": "PreviewAny", "inputs": {"source": ["4", 0]}}
     return graph
+
+
+def note_text_graph(note: str) -> dict:
+    """EmptyImage -> Progress Note (node 3) -> GetImageSize (node 4) -> PreviewAny: progress
+    text and no live preview (stock ComfyUI reads a client's feature flags unguarded on its
+    preview path, which fails a hostile client's prompt, though not the server)."""
+    graph = slow_note_graph(note, output="size_text")
+    graph["3"]["inputs"]["image"] = ["1", 0]
+    del graph["2"]
+    return graph

@@ -57,6 +57,21 @@ async def wait_until(
         await asyncio.sleep(interval)
 
 
+async def events_until(client: Any, prompt_id: str, final: set[str], timeout: float = 60):
+    """A websocket client's events for `prompt_id`, until one whose type is in `final`."""
+    seen: list = []
+
+    async def collect() -> None:
+        async for event in client.events():
+            if isinstance(event.data, dict) and event.data.get("prompt_id") == prompt_id:
+                seen.append(event)
+                if event.type in final:
+                    return
+
+    await asyncio.wait_for(collect(), timeout)
+    return seen
+
+
 def writer_threads(monkeypatch: Any, module: Any) -> list[int]:
     """The threads that call `module.write_private` from now on (each write still happens):
     to show that file writes run off the event loop."""

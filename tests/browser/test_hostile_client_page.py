@@ -1,5 +1,5 @@
-"""A websocket client that announces hostile feature flags (here a string) while a script's
-prompt sends progress text to every client: ComfyUI stays up, and the page of a person using
+"""A websocket client that announces hostile feature flags (here a string) and gets progress
+text from a script's prompt queued for it: ComfyUI stays up, and the page of a person using
 it keeps working: Ctrl+Enter queues their workflow, and the panel shows it running with its
 progress text and finishing."""
 
@@ -9,7 +9,7 @@ import json
 import uuid
 
 import pytest
-from graphs import slow_note_graph
+from graphs import note_text_graph
 from panel_harness import OPEN_PANEL, PANEL_ROWS, WAIT, open_comfy_page, ui_workflow
 from websockets.sync.client import connect
 
@@ -22,9 +22,9 @@ LOAD = """async ([workflow, name]) => {
 }"""
 
 
-def queue_for_everyone(context, url: str) -> str:
-    """A script's prompt without a client id: ComfyUI sends its progress text to all clients."""
-    body = {"prompt": slow_note_graph("script {width}", seconds=0.3, output="size_text")}
+def queue_as(context, url: str, client_id: str) -> str:
+    """A script's prompt for the hostile client: its progress text goes to that client."""
+    body = {"prompt": note_text_graph("script {width}"), "client_id": client_id}
     answer = context.request.post(f"{url}/prompt", data=json.dumps(body))
     assert answer.ok, answer.text()
     return answer.json()["prompt_id"]
@@ -33,14 +33,15 @@ def queue_for_everyone(context, url: str) -> str:
 @pytest.mark.parametrize("which", ["pinned", "newest"])
 def test_page_stays_usable_next_to_a_hostile_client(request, chromium, artifacts_dir, which):
     server = request.getfixturevalue("comfy_server" if which == "pinned" else "comfy_server_newest")
-    ws_url = server.url.replace("http", "ws", 1) + f"/ws?clientId=hostile-{uuid.uuid4().hex}"
+    hostile_id = f"hostile-{uuid.uuid4().hex}"
+    ws_url = server.url.replace("http", "ws", 1) + f"/ws?clientId={hostile_id}"
     note = f"person {uuid.uuid4().hex[:6]}"
     context, page = open_comfy_page(chromium, server.url)
     try:
         with connect(ws_url, max_size=None) as hostile:
             hostile.send(json.dumps({"type": "feature_flags", "data": "x"}))
             hostile.recv(timeout=10)  # ComfyUI has read the flags once it answers
-            queue_for_everyone(context, server.url)
+            queue_as(context, server.url, hostile_id)
             page.evaluate(OPEN_PANEL)
             page.evaluate(LOAD, [ui_workflow(note, seconds=0.6, steps=3), f"{note}.json"])
             page.locator("#graph-canvas").click(position={"x": 700, "y": 600})

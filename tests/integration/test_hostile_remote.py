@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from offload_harness import real_prompt, start_comfy_a
+from offload_harness import events_until, real_prompt, start_comfy_a
 from runpod_fake import FakeRunpod, Outcome, fake_in_thread, png_bytes
 
 from parallel_runs.client import ComfyClient, Event
@@ -106,28 +106,13 @@ def comfy_a(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyA]:
             a.server.stop()
 
 
-async def events_of(client: ComfyClient, prompt_id: str, until: set[str], timeout: float = 60):
-    """The events for `prompt_id` until one of `until` (its type) arrives."""
-    seen: list[Event] = []
-
-    async def collect() -> None:
-        async for event in client.events():
-            if isinstance(event.data, dict) and event.data.get("prompt_id") == prompt_id:
-                seen.append(event)
-                if event.type in until:
-                    return
-
-    await asyncio.wait_for(collect(), timeout)
-    return seen
-
-
 async def run_job(a: ComfyA, outcome: Outcome, **extra: Any) -> tuple[str, list[Event]]:
     """Offload one prompt that the fake ends with `outcome`; its events until it ends."""
     client_id = f"tab-{uuid.uuid4().hex[:8]}"
     a.fake.outcomes.append(outcome)
     async with ComfyClient(a.url, client_id=client_id) as client:
         prompt_id = await a.offload(client_id, **extra)
-        return prompt_id, await events_of(client, prompt_id, ENDINGS)
+        return prompt_id, await events_until(client, prompt_id, ENDINGS)
 
 
 def error_of(events: list[Event]) -> dict[str, Any]:
@@ -163,7 +148,7 @@ async def test_an_answer_over_the_cap_ends_the_prompt_and_comfyui_stays_responsi
         prompt_id = await comfy_a.offload(client_id)
         job_id = (await comfy_a.job(prompt_id))["job_id"]
         comfy_a.fake.status_answers[job_id] = huge
-        ending = asyncio.create_task(events_of(client, prompt_id, ENDINGS))
+        ending = asyncio.create_task(events_until(client, prompt_id, ENDINGS))
         while not ending.done():
             started = time.monotonic()
             await comfy_a.get("/parallel/health")
@@ -253,15 +238,15 @@ async def test_answers_that_make_no_sense_show_the_prompt_failing_until_it_recov
         prompt_id = await comfy_a.offload(client_id)
         job_id = (await comfy_a.job(prompt_id))["job_id"]
         comfy_a.fake.status_answers[job_id] = make(comfy_a.fake.job(job_id))
-        jobs = await events_of(client, prompt_id, {"parallel.job"}, timeout=30)
+        jobs = await events_until(client, prompt_id, {"parallel.job"}, timeout=30)
         while not jobs[-1].data.get("warning"):
-            jobs = await events_of(client, prompt_id, {"parallel.job"}, timeout=30)
+            jobs = await events_until(client, prompt_id, {"parallel.job"}, timeout=30)
         warning = jobs[-1].data["warning"]
         assert jobs[-1].data["status"] in ("queued", "running") and words in warning, warning
         assert "still trying" in warning
         assert (await comfy_a.summary(prompt_id))["warning"] == warning
         del comfy_a.fake.status_answers[job_id]  # RunPod answers properly again
-        events = await events_of(client, prompt_id, ENDINGS, timeout=60)
+        events = await events_until(client, prompt_id, ENDINGS, timeout=60)
     cleared = [e for e in events if e.type == "parallel.job" and e.data.get("warning") is None]
     assert cleared, [e.data for e in events if e.type == "parallel.job"]
     assert events[-1].type == "execution_success"

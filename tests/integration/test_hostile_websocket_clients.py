@@ -11,7 +11,7 @@ import uuid
 
 import aiohttp
 import pytest
-from graphs import slow_note_graph
+from graphs import note_text_graph, slow_note_graph
 
 from parallel_runs.client import ComfyClient
 from parallel_runs.comfy_process import ServerState
@@ -48,15 +48,6 @@ async def texts_until(ws: aiohttp.ClientWebSocketResponse, wanted: set[str]) -> 
     raise AssertionError("websocket closed before the progress text came")
 
 
-def note_graph(note: str) -> dict:
-    """A prompt with progress text and no live preview: stock ComfyUI's own preview path
-    reads a client's flags unguarded, which fails that client's prompt (not the server)."""
-    graph = slow_note_graph(note, output="size_text")
-    graph["3"]["inputs"]["image"] = ["1", 0]
-    del graph["2"]
-    return graph
-
-
 async def queue(client: ComfyClient, prompt: dict, client_id: str | None = None) -> str:
     """POST /prompt for `client_id` (None: a script without one, whose progress text ComfyUI
     sends to every client)."""
@@ -79,7 +70,7 @@ async def test_non_object_feature_flags_do_not_stop_comfyui(comfy_server):
         # one prompt queued by a hostile client (progress text goes to it alone) and one
         # by a script without a client id (progress text goes to everyone)
         own_id, _ = sockets[0]
-        mine = await queue(good, note_graph("own {width}"), own_id)
+        mine = await queue(good, note_text_graph("own {width}"), own_id)
         shared = await queue(good, slow_note_graph("shared {height}", output="size_text"))
         received = await asyncio.wait_for(
             asyncio.gather(
@@ -95,6 +86,8 @@ async def test_non_object_feature_flags_do_not_stop_comfyui(comfy_server):
         for prompt_id in (mine, shared):
             entry = await good.history(prompt_id)
             assert entry is not None and entry["status"]["status_str"] == "success", entry
+        # the session's server is shared: leave no prompt without a client in its history
+        await good.request("POST", "/history", json={"delete": [mine, shared]})
         health = await good.call_json("GET", "/parallel/health")
         assert health["features"]["scoped_progress_text"]["enabled"] is True
     async with Connector(url) as connector:

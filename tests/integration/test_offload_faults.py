@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 from offload_harness import (
     Harness,
+    events_until,
     harness_env,
     offload_app,
     real_prompt,
@@ -186,20 +187,6 @@ async def test_result_expired_while_comfyui_was_down(tmp_path):
 
 
 # --------------------------------------------------------------------------- real ComfyUI A
-
-
-async def events_until(client: ComfyClient, prompt_id: str, final: set[str], timeout: float):
-    seen: list = []
-
-    async def collect() -> None:
-        async for event in client.events():
-            if isinstance(event.data, dict) and event.data.get("prompt_id") == prompt_id:
-                seen.append(event)
-                if event.type in final:
-                    return
-
-    await asyncio.wait_for(collect(), timeout)
-    return seen
 
 
 @pytest.mark.comfy
