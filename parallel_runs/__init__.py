@@ -17,8 +17,9 @@ from .errors import (
     ServerUnavailable,
 )
 from .prompt_run import RunResult, RunStatus
+from .version import read_version
 
-__version__ = "0.1.0"
+__version__ = read_version()
 
 __all__ = [
     "AttachedServer",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -11,6 +11,7 @@ from aiohttp import web
 from .health import Feature, Health, health_routes
 from .jobs import JobSource, jobs_routes, local_jobs
 from .offload import attach_offload
+from .patch_guard import PatchRefused, refused
 from .progress_scope import install_progress_scope
 from .settings import Settings
 from .start_times import StartTimes, watch_start_times
@@ -31,7 +32,23 @@ def _progress_text_feature(
 ) -> Feature:
     if not settings.scoped_progress_text:
         return Feature(enabled=False, detail="off (PARALLEL_RUNS_SCOPED_PROGRESS_TEXT)")
-    return Feature(enabled=True, detail=install_progress_scope(server, server_feature_flags))
+    try:
+        return Feature(enabled=True, detail=install_progress_scope(server, server_feature_flags))
+    except PatchRefused as reason:
+        return Feature(enabled=False, detail=refused("prompt-scoped progress text", reason))
+
+
+def _start_times_feature(server: Any) -> tuple[Feature, Callable[[str], int | None]]:
+    """Start times of running local prompts for GET /parallel/jobs (None without them)."""
+    try:
+        times = watch_start_times(server, StartTimes())
+    except PatchRefused as reason:
+        return Feature(enabled=False, detail=refused("start times", reason)), _no_start_time
+    return Feature(enabled=True, detail="from execution_start"), times.get
+
+
+def _no_start_time(_prompt_id: str) -> int | None:
+    return None
 
 
 def install(
@@ -49,8 +66,8 @@ def install(
         return getattr(server, _INSTALLED)
     settings = Settings.from_env(env)
     progress_text = _progress_text_feature(server, settings, server_feature_flags)
-    start_times = watch_start_times(server, StartTimes())
-    job_sources: list[JobSource] = [local_jobs(server, started_at=start_times.get)]
+    start_times, started_at = _start_times_feature(server)
+    job_sources: list[JobSource] = [local_jobs(server, started_at=started_at)]
     offload = attach_offload(server, env)  # None outside ComfyUI (no folder_paths)
     if offload is None:
         offload_feature = Feature(enabled=False, detail="needs ComfyUI's folder_paths")
@@ -59,7 +76,11 @@ def install(
         job_sources.append(offload.jobs_source)
     health = Health(
         version=version,
-        features={"scoped_progress_text": progress_text, "offload": offload_feature},
+        features={
+            "scoped_progress_text": progress_text,
+            "start_times": start_times,
+            "offload": offload_feature,
+        },
     )
     mount(health_routes(health), server.routes)
     mount(jobs_routes(job_sources), server.routes)

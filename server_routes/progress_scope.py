@@ -21,6 +21,7 @@ from typing import Any
 from ..parallel_runs.progress_text import FEATURE_FLAG, TEXT_EVENT, decode, encode_legacy
 from .clients import connected_clients
 from .fallback import Fallback
+from .patch_guard import expect_method
 
 try:  # ComfyUI >= 0.3.4x keeps the executing prompt in a context variable
     from comfy_execution.utils import get_executing_context
@@ -169,11 +170,15 @@ def make_send_bytes(
 def install_progress_scope(server: Any, server_feature_flags: dict[str, Any]) -> str:
     """Patch `server` once and say how progress text is scoped: "package", or "core" when
     this ComfyUI already advertises the flag and encodes scoped frames itself (then we
-    leave it alone rather than encode twice)."""
+    leave it alone rather than encode twice). PatchRefused (nothing changed) when the
+    methods it wraps are not what it expects."""
     if getattr(server, _MARK, None):
         return getattr(server, _MARK)
     mode = "core" if FEATURE_FLAG in server_feature_flags else "package"
     if mode == "package":
+        expect_method(server, "send_progress_text", ("text", "node_id", "sid"), coroutine=False)
+        expect_method(server, "send_bytes", ("event", "data", "sid"), coroutine=True)
+        expect_method(server, "send_sync", ("event", "data", "sid"), coroutine=False)
         fallback = Fallback("prompt-scoped progress text")
         server.send_progress_text = make_send_progress_text(
             server, server.send_progress_text, fallback

@@ -11,6 +11,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from .fallback import Fallback
+from .patch_guard import expect_method
+
 _MARK = "_parallel_runs_start_times"
 
 
@@ -43,13 +46,19 @@ class StartTimes:
 
 
 def watch_start_times(server: Any, times: StartTimes) -> StartTimes:
-    """Wrap `server.send_sync` once so `times` sees every event; returns the times in use."""
+    """Wrap `server.send_sync` once so `times` sees every event; returns the times in use.
+    PatchRefused (nothing changed) when send_sync is not what it expects."""
     if getattr(server, _MARK, None) is not None:
         return getattr(server, _MARK)
+    expect_method(server, "send_sync", ("event", "data", "sid"), coroutine=False)
     original: Callable[..., None] = server.send_sync
+    fallback = Fallback("noting start times")
 
     def send_sync(event: Any, data: Any, sid: str | None = None) -> None:
-        times.note(event, data)
+        try:
+            times.note(event, data)
+        except Exception as error:  # runs on ComfyUI's execution thread: never raise there
+            fallback.failed(error)
         original(event, data, sid)
 
     server.send_sync = send_sync

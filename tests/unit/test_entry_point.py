@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from conftest import load_plugin_package
 
 
@@ -21,3 +24,14 @@ def test_node_helpers():
     assert render_note("{width}x{height} b{batch} {other}", 64, 32, 2) == "64x32 b2 {other}"
     assert progress_line(1, 4, 2.0) == "step 1/4, 1.5 s left"
     assert progress_line(4, 4, 2.0) == "step 4/4, 0.0 s left"
+
+
+def test_the_version_comes_from_pyproject_alone(tmp_path):
+    from parallel_runs_node.parallel_runs.version import read_version
+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    declared = re.search(r'^version = "([^"]+)"', pyproject.read_text(), re.M).group(1)
+    assert load_plugin_package().__version__ == declared == read_version()
+    other = tmp_path / "pyproject.toml"
+    other.write_text('[tool.x]\nversion = "9"\n[project]\nname = "p"\nversion = "1.2.3"\n')
+    assert read_version(other) == "1.2.3"  # [project]'s, not another table's

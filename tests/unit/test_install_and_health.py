@@ -58,3 +58,27 @@ async def test_health_route_on_a_bare_application(aiohttp_client):
         "version": "1.2.3",
         "features": {"x": {"enabled": True, "detail": "d"}},
     }
+
+
+class NewerServer(BareServer):
+    """A ComfyUI whose methods changed shape: progress text takes a prompt id first, and
+    send_sync became a coroutine."""
+
+    def send_progress_text(self, prompt_id, text, node_id, sid=None): ...
+
+    async def send_sync(self, event, data, sid=None): ...
+
+
+def test_patches_of_methods_that_changed_stay_off_and_health_says_why(caplog):
+    server, flags = NewerServer(), {}
+    stock = (server.send_progress_text, server.send_bytes, server.send_sync)
+    health = install(server, "9.9.9", flags, env={})
+    progress, starts = health.features["scoped_progress_text"], health.features["start_times"]
+    assert progress.enabled is False and starts.enabled is False
+    assert "send_progress_text() takes (prompt_id, text, node_id, sid)" in progress.detail
+    assert "send_sync() is no longer a plain function" in starts.detail
+    assert (server.send_progress_text, server.send_bytes, server.send_sync) == stock
+    assert flags == {}  # the flag is not advertised for frames we would not scope
+    lines = [r.getMessage() for r in caplog.records if "ComfyUI's own behaviour" in r.getMessage()]
+    assert len(lines) == 2
+    assert "/parallel/jobs" in [route.path for route in server.routes]  # the rest still works
