@@ -178,6 +178,7 @@ async def run_jobs(
         finally:
             for task in followers:
                 task.cancel()
+            board.close()
         try:
             for note in await connector.cleanup():
                 err.write(f"note: {note}\n")

@@ -114,10 +114,16 @@ def test_without_a_tty_each_change_is_one_plain_line():
     assert "\x1b" not in stream.getvalue()
 
 
-def test_on_a_tty_bars_are_redrawn_in_place():
+def test_on_a_tty_each_prompt_has_its_own_bar():
     stream = io.StringIO()
     board = ProgressBoard(stream, tty=True)
-    board.show("a", "a 1")
-    board.show("b", "b 1")
-    board.show("a", "a 2")
-    assert stream.getvalue().endswith("\x1b[2F\x1b[2Ka 2\n\x1b[2Kb 1\n")
+    first, second = running_run(), running_run()
+    board.update("a", first)
+    board.update("b", second)
+    second.status = RunStatus.SUCCESS
+    board.update("b", second)
+    board.close()
+    drawn = stream.getvalue()
+    assert " 65%, running  node 2 (ParallelRunsSlowPassthrough) 3/10" in drawn
+    assert "100%, success" in drawn
+    assert "\x1b[A" in drawn  # the second bar sits below the first and is redrawn there
