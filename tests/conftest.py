@@ -3,41 +3,21 @@ and headless Chromium. Servers are session-scoped so the suite pays their start-
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from chromium_launch import CHROMIUM, CHROMIUM_ARGS
+from plugin_loader import REPO  # before ours: it loads the plugin as parallel_runs_node
 
-from parallel_runs.comfy_process import ComfyProcess
+from parallel_runs_node.parallel_runs.comfy_process import ComfyProcess
 
-REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
-PLUGIN_NAME = "parallel_runs_node"
 # A folder name that is no Python identifier, as ComfyUI-Manager would create it.
 CUSTOM_NODE_FOLDER = "parallel-runs"
-
-
-def load_plugin_package() -> ModuleType:
-    """Import the repo root as a package the way ComfyUI does (by path, not by name)."""
-    if PLUGIN_NAME in sys.modules:
-        return sys.modules[PLUGIN_NAME]
-    spec = importlib.util.spec_from_file_location(
-        PLUGIN_NAME, REPO / "__init__.py", submodule_search_locations=[str(REPO)]
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[PLUGIN_NAME] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-load_plugin_package()
 
 
 def find_comfyui() -> Path:

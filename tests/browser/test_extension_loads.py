@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from plugin_loader import load_plugin_package
 
-from conftest import CUSTOM_NODE_FOLDER, load_plugin_package
+from conftest import CUSTOM_NODE_FOLDER
 
 pytestmark = pytest.mark.browser
 

@@ -15,9 +15,9 @@ import pytest
 from graphs import fresh_color, slow_note_graph
 from PIL import Image
 
-from parallel_runs.connector import Connector
-from parallel_runs.errors import PromptFailed, PromptRejected, PromptTimeout
-from parallel_runs.prompt_run import RunStatus
+from parallel_runs_node.parallel_runs.connector import Connector
+from parallel_runs_node.parallel_runs.errors import PromptFailed, PromptRejected, PromptTimeout
+from parallel_runs_node.parallel_runs.prompt_run import RunStatus
 
 pytestmark = pytest.mark.comfy
 
@@ -186,7 +186,6 @@ async def test_remote_server_keeps_ephemeral_uploads_and_says_so(comfy_server):
 
 
 async def test_ui_workflow_is_converted_and_run(comfy_server):
-    pytest.importorskip("parallel_runs.workflow_convert")
     color = fresh_color()
     workflow = ui_workflow(color)
     async with Connector(comfy_server.url) as connector:
@@ -287,7 +286,6 @@ def test_cli_uploads_inputs_and_reports_failures(comfy_server, tmp_path):
 
 
 def test_cli_converts_ui_workflows_and_names_unknown_node_types(comfy_server, tmp_path):
-    pytest.importorskip("parallel_runs.workflow_convert")
     color = fresh_color()
     good = tmp_path / "ui-good.json"
     good.write_text(json.dumps(ui_workflow(color)))

@@ -7,8 +7,9 @@ import re
 import urllib.request
 
 import pytest
+from plugin_loader import load_plugin_package
 
-from conftest import CUSTOM_NODE_FOLDER, load_plugin_package
+from conftest import CUSTOM_NODE_FOLDER
 
 pytestmark = pytest.mark.comfy
 

@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from parallel_runs.cli import main, save_files
-from parallel_runs.client import Event
-from parallel_runs.comfy_process import free_port
-from parallel_runs.progress_bars import ProgressBoard, render
-from parallel_runs.prompt_run import OutputFile, PromptRun, RunResult, RunStatus
+from parallel_runs_node.parallel_runs.cli import main, save_files
+from parallel_runs_node.parallel_runs.client import Event
+from parallel_runs_node.parallel_runs.comfy_process import free_port
+from parallel_runs_node.parallel_runs.progress_bars import ProgressBoard, render
+from parallel_runs_node.parallel_runs.prompt_run import OutputFile, PromptRun, RunResult, RunStatus
 
 PROMPT = {
     "1": {"class_type": "EmptyImage", "inputs": {}},

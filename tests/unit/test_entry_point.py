@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from conftest import load_plugin_package
+from plugin_loader import load_plugin_package
 
 
 def test_entry_point_exposes_nodes_and_web_directory():
@@ -35,3 +35,14 @@ def test_the_version_comes_from_pyproject_alone(tmp_path):
     other = tmp_path / "pyproject.toml"
     other.write_text('[tool.x]\nversion = "9"\n[project]\nname = "p"\nversion = "1.2.3"\n')
     assert read_version(other) == "1.2.3"  # [project]'s, not another table's
+
+
+def test_the_tests_hold_one_copy_of_the_library():
+    """Everything in this process imports the library as the custom node's sub-package, as
+    ComfyUI does: a second copy would make `except` clauses and isinstance checks miss."""
+    import sys
+
+    second = sorted(
+        n for n in sys.modules if n == "parallel_runs" or n.startswith("parallel_runs.")
+    )
+    assert second == []

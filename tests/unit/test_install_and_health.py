@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from parallel_runs.progress_text import FEATURE_FLAG
+from parallel_runs_node.parallel_runs.progress_text import FEATURE_FLAG
 from parallel_runs_node.server_routes import install
 from parallel_runs_node.server_routes.health import Feature, Health, health_routes
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
-from parallel_runs.progress_text import FEATURE_FLAG, decode
+from parallel_runs_node.parallel_runs.progress_text import FEATURE_FLAG, decode
 from parallel_runs_node.server_routes.progress_scope import (
     JSON_EVENT,
     ScopedPayload,

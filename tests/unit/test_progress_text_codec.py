@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from parallel_runs.progress_text import (
+from parallel_runs_node.parallel_runs.progress_text import (
     ProgressText,
     decode,
     encode_legacy,

@@ -20,7 +20,7 @@ from runpod_fake import (
     running_fake,
 )
 
-from parallel_runs.runpod_client import (
+from parallel_runs_node.parallel_runs.runpod_client import (
     DEFAULT_BASE_URL,
     MAX_RUN_BYTES,
     RetryPolicy,
@@ -34,7 +34,7 @@ from parallel_runs.runpod_client import (
     RunpodServerError,
     parse_retry_after,
 )
-from parallel_runs.runpod_models import WorkerOutput, sanitize_filename
+from parallel_runs_node.parallel_runs.runpod_models import WorkerOutput, sanitize_filename
 
 KEY = "rpa_SECRET1234567890abcdef"
 EP = "ep-test"
