@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from . import safe_json
 from .runpod_models import EndpointHealth, JobStatus, StreamChunk
+from .validation import describe
 
 DEFAULT_BASE_URL = "https://api.runpod.ai/v2"
 # RunPod refuses `/run` bodies above 10 MB; checking first gives a clear error, not a 413.
@@ -321,16 +322,8 @@ def unexpected_answer(status: int, payload: Any, error: ValidationError) -> str:
     if isinstance(payload, str) or payload is None:
         excerpt = " ".join(str(payload or "").split())[:120]
         return f"RunPod answered HTTP {status} with something other than JSON: {excerpt!r}"
-    detail = "; ".join(_problem(e) for e in error.errors()[:3])
+    detail = describe(error, "<root>", with_value=True)
     return f"unexpected answer from RunPod (HTTP {status}): {detail}"
-
-
-def _problem(error: Any) -> str:
-    """One validation problem, with the value RunPod sent when it is a short scalar."""
-    where = ".".join(map(str, error["loc"])) or "<root>"
-    value = error.get("input")
-    got = f" (got {str(value)[:40]!r})" if isinstance(value, str | int | float) else ""
-    return f"{where}: {error['msg']}{got}"
 
 
 def _error_text(payload: Any) -> str:

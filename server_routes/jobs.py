@@ -14,6 +14,8 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..parallel_runs.validation import first_problem
+
 log = logging.getLogger(__name__)
 
 Status = Literal["queued", "running", "success", "error", "interrupted"]
@@ -84,10 +86,9 @@ def collect(sources: Sequence[JobSource], limit: int) -> list[JobSummary]:
 
 
 def _bad_request(error: ValidationError) -> web.Response:
-    first = error.errors()[0]
-    field = ".".join(str(part) for part in first["loc"])
+    field, message = first_problem(error, "query")
     return web.json_response(
-        {"error": {"type": "invalid_query", "message": first["msg"], "field": field}}, status=400
+        {"error": {"type": "invalid_query", "message": message, "field": field}}, status=400
     )
 
 

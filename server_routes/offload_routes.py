@@ -34,6 +34,7 @@ from ..parallel_runs.runpod_client import (
     RunpodRateLimited,
 )
 from ..parallel_runs.safe_json import JsonTooDeep
+from ..parallel_runs.validation import first_problem
 from .job_registry import JobRecord, JobRegistry
 from .offload_config import (
     ALLOW_REMOTE_ENV,
@@ -189,9 +190,8 @@ class OffloadDeps:
 
 
 def _first_validation_error(exc: ValidationError) -> RequestError:
-    first = exc.errors()[0]
-    where = ".".join(str(part) for part in first["loc"])
-    return RequestError(400, "invalid_request", f"{where or 'body'}: {first['msg']}", where)
+    field, message = first_problem(exc, "body")
+    return RequestError(400, "invalid_request", message, field)
 
 
 async def _body(request: web.Request, model: type[BaseModel]) -> Any:

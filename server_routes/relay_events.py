@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..parallel_runs.runpod_models import WorkerPreview, WorkerProgress
+from ..parallel_runs.validation import field_path
 from .job_registry import JobError, SavedFile
 
 Event = tuple[str, dict[str, Any]]
@@ -104,7 +105,7 @@ def read_preview(raw: Any) -> RelayPreview | None:
     try:
         preview = WorkerPreview.model_validate(raw["preview"])
     except ValidationError as error:
-        where = ", ".join(".".join(map(str, e["loc"])) or "preview" for e in error.errors())
+        where = ", ".join(field_path(e, "preview") for e in error.errors())
         log.warning("[parallel-runs] worker preview ignored: bad or too large (%s)", where)
         return None
     try:

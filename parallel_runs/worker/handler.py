@@ -35,6 +35,7 @@ from ..runpod_models import (
     WorkerPreview,
     WorkerProgress,
 )
+from ..validation import describe
 
 DEFAULT_COMFY_URL = "http://127.0.0.1:8188"
 DEFAULT_PROGRESS_INTERVAL = 0.5  # seconds between progress posts: each is an HTTP request
@@ -68,10 +69,7 @@ def parse_input(raw: Any) -> WorkerInput:
     try:
         return WorkerInput.model_validate(raw)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in error.errors()
-        )
-        raise JobFailed(f"invalid input: {problems}") from None
+        raise JobFailed(f"invalid input: {describe(error, 'input', most=10)}") from None
 
 
 def decode_image(image: InputImage) -> bytes:
