@@ -59,7 +59,7 @@ def load_install() -> Any:
     module = importlib.util.module_from_spec(spec)
     sys.modules["parallel_runs_node"] = module
     spec.loader.exec_module(module)
-    return importlib.import_module("parallel_runs_node.server_routes.progress_scope")
+    return importlib.import_module("parallel_runs_node.server_routes.patches.progress_scope")
 
 
 def make_server(server_mod: Any, clients: dict[str, dict], loop: asyncio.AbstractEventLoop) -> Any:

@@ -8,13 +8,13 @@ from typing import Any
 
 from aiohttp import web
 
+from .executors.install import attach_offload
 from .health import Feature, Health, health_routes
-from .jobs import JobSource, jobs_routes, local_jobs
-from .offload import attach_offload
-from .patch_guard import PatchRefused, refused
-from .progress_scope import install_progress_scope
+from .jobs.routes import JobSource, jobs_routes, local_jobs
+from .patches.guard import PatchRefused, refused
+from .patches.progress_scope import install_progress_scope
+from .patches.start_times import StartTimes, watch_start_times
 from .settings import Settings
-from .start_times import StartTimes, watch_start_times
 
 log = logging.getLogger(__name__)
 _INSTALLED = "_parallel_runs_installed"

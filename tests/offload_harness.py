@@ -23,8 +23,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from conftest import find_comfyui, make_base_directory
 from parallel_runs_node.parallel_runs.comfy_process import ComfyProcess
 from parallel_runs_node.parallel_runs.runpod_client import RetryPolicy
-from parallel_runs_node.server_routes.offload import AtExit, Offload, install_offload
-from parallel_runs_node.server_routes.output_files import OutputSaver
+from parallel_runs_node.server_routes.executors.install import AtExit, Offload, install_offload
+from parallel_runs_node.server_routes.executors.outputs import OutputSaver
 
 FAST_RETRY = RetryPolicy(retries=3, base_delay=0.01, max_delay=0.05)
 # the relay retries failed status polls itself (one request each): as quickly, in tests

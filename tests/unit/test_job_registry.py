@@ -14,9 +14,9 @@ import time
 import pytest
 from offload_harness import writer_threads
 
-from parallel_runs_node.server_routes import job_registry
-from parallel_runs_node.server_routes.job_registry import JobError, JobRecord, JobRegistry
-from parallel_runs_node.server_routes.jobs import JobSummary
+from parallel_runs_node.server_routes.executors import registry as job_registry
+from parallel_runs_node.server_routes.executors.registry import JobError, JobRecord, JobRegistry
+from parallel_runs_node.server_routes.jobs.routes import JobSummary
 
 
 def record(prompt_id: str, **fields) -> JobRecord:

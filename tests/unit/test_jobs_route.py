@@ -8,7 +8,7 @@ import threading
 import pytest
 from aiohttp import web
 
-from parallel_runs_node.server_routes.jobs import JobSummary, jobs_routes, local_jobs
+from parallel_runs_node.server_routes.jobs.routes import JobSummary, jobs_routes, local_jobs
 
 SECRET = "comfy-org-token-never-shown"
 

@@ -25,10 +25,10 @@ from offload_harness import (
 )
 from runpod_fake import Outcome, png_bytes, running_fake
 
-from parallel_runs_node.server_routes import offload_config
-from parallel_runs_node.server_routes.job_registry import JobRecord
-from parallel_runs_node.server_routes.offload_config import OffloadConfig
-from parallel_runs_node.server_routes.offload_routes import OffloadGuard, RequestError
+from parallel_runs_node.server_routes.executors.registry import JobRecord
+from parallel_runs_node.server_routes.executors.routes import OffloadGuard, RequestError
+from parallel_runs_node.server_routes.executors.runpod import config as offload_config
+from parallel_runs_node.server_routes.executors.runpod.config import OffloadConfig
 
 SECRET_KEY = "rp-test-key-0123456789-abcdef"
 

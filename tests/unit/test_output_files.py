@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from runpod_fake import png_bytes
 
-from parallel_runs_node.server_routes.output_files import (
+from parallel_runs_node.server_routes.executors.outputs import (
     OutputSaver,
     UnsafeFileName,
     content_matches,
@@ -107,7 +107,7 @@ def test_save_images_writes_under_the_subfolder_with_unique_names(tmp_path):
 
 
 def test_saving_again_after_a_crash_mid_save_leaves_one_copy_of_each(tmp_path, monkeypatch):
-    from parallel_runs_node.server_routes import output_files
+    from parallel_runs_node.server_routes.executors import outputs as output_files
 
     images = [{"filename": "same.png", "data": b64(png_bytes(rgb=(i, 0, 0)))} for i in range(30)]
     real, written = output_files._replace_file, []

@@ -7,7 +7,7 @@ import asyncio
 from types import SimpleNamespace
 
 from parallel_runs_node.parallel_runs.progress_text import FEATURE_FLAG, decode
-from parallel_runs_node.server_routes.progress_scope import (
+from parallel_runs_node.server_routes.patches.progress_scope import (
     JSON_EVENT,
     ScopedPayload,
     client_for_prompt,

@@ -25,21 +25,21 @@ from runpod_fake import Outcome, png_bytes, running_fake
 
 from parallel_runs_node.parallel_runs.runpod_client import RunpodClient
 from parallel_runs_node.parallel_runs.runpod_models import MAX_PREVIEW_CHARS, JobStatus
-from parallel_runs_node.server_routes.job_registry import (
+from parallel_runs_node.server_routes.executors.outputs import OutputSaver
+from parallel_runs_node.server_routes.executors.registry import (
     JobError,
     JobRecord,
     JobRegistry,
     SavedFile,
 )
-from parallel_runs_node.server_routes.output_files import OutputSaver
-from parallel_runs_node.server_routes.poll_planner import PollPlanner
-from parallel_runs_node.server_routes.relay import Relay, server_recipients
-from parallel_runs_node.server_routes.relay_endings import JobEndings
-from parallel_runs_node.server_routes.relay_events import (
+from parallel_runs_node.server_routes.executors.runpod.endings import JobEndings
+from parallel_runs_node.server_routes.executors.runpod.events import (
     EventMapper,
     read_preview,
     worker_error_text,
 )
+from parallel_runs_node.server_routes.executors.runpod.poll_planner import PollPlanner
+from parallel_runs_node.server_routes.executors.runpod.relay import Relay, server_recipients
 
 TYPES = {"1": "EmptyImage", "2": "KSampler", "3": "SaveImage"}
 

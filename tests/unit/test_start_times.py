@@ -8,8 +8,8 @@ import threading
 from aiohttp import web
 from test_jobs_route import PromptQueueShape, item
 
-from parallel_runs_node.server_routes.jobs import jobs_routes, local_jobs
-from parallel_runs_node.server_routes.start_times import StartTimes, watch_start_times
+from parallel_runs_node.server_routes.jobs.routes import jobs_routes, local_jobs
+from parallel_runs_node.server_routes.patches.start_times import StartTimes, watch_start_times
 
 
 class SendingServer:

@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..parallel_runs import safe_json
-from ..parallel_runs.runpod_client import (
+from ...parallel_runs import safe_json
+from ...parallel_runs.runpod_client import (
     MAX_RUN_BYTES,
     RunpodAuthError,
     RunpodBadRequest,
@@ -33,18 +33,18 @@ from ..parallel_runs.runpod_client import (
     RunpodPayloadTooLarge,
     RunpodRateLimited,
 )
-from ..parallel_runs.safe_json import JsonTooDeep
-from ..parallel_runs.validation import first_problem
-from .job_registry import JobRecord, JobRegistry
-from .offload_config import (
+from ...parallel_runs.safe_json import JsonTooDeep
+from ...parallel_runs.validation import first_problem
+from .inputs import InputsTooLarge, PromptInputError, attach_input_images
+from .registry import JobRecord, JobRegistry
+from .runpod.config import (
     ALLOW_REMOTE_ENV,
     ENDPOINT_ID_PATTERN,
     EnvKeyLocked,
     OffloadConfig,
     is_loopback_host,
 )
-from .prompt_inputs import InputsTooLarge, PromptInputError, attach_input_images
-from .relay import MissingApiKey, Relay, StillSubmitting
+from .runpod.relay import MissingApiKey, Relay, StillSubmitting
 
 NODE_ID_PATTERN = r"^[A-Za-z0-9_:.-]{1,64}$"
 IMAGE_OUTPUTS = ("SaveImage", "PreviewImage")

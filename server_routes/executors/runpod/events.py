@@ -17,9 +17,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..parallel_runs.runpod_models import WorkerPreview, WorkerProgress
-from ..parallel_runs.validation import field_path
-from .job_registry import JobError, SavedFile
+from ....parallel_runs.runpod_models import WorkerPreview, WorkerProgress
+from ....parallel_runs.validation import field_path
+from ..registry import JobError, SavedFile
 
 Event = tuple[str, dict[str, Any]]
 log = logging.getLogger(__name__)

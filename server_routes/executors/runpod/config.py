@@ -13,11 +13,12 @@ import ipaddress
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from ..state_files import write_private
 
 DEFAULT_BASE_URL = "https://api.runpod.ai/v2"
 KEY_ENV = "RUNPOD_API_KEY"
@@ -28,55 +29,11 @@ ALLOWED_HOSTS_ENV = "PARALLEL_RUNS_ALLOWED_HOSTS"
 TIMEOUT_ENV = "PARALLEL_RUNS_REMOTE_TIMEOUT"
 DEFAULT_TIMEOUT = 30.0
 ENDPOINT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
-STATE_NAME = "parallel_runs"
 _TRUE = {"1", "true", "yes", "on"}
 
 
 class EnvKeyLocked(RuntimeError):
     """The key comes from the environment, which the routes must not override."""
-
-
-def write_private(path: Path, text: str, durable: bool = True) -> None:
-    """Atomically replace `path` with `text`, readable by the owner only (0600).
-    `durable` also waits for the disk (fsync of the file, then of its folder so the rename
-    itself survives a power cut), which can take tens of milliseconds: call it off the loop."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(OSError):
-        os.chmod(path.parent, 0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            if durable:
-                os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    if durable:
-        _fsync_directory(path.parent)
-
-
-def _fsync_directory(folder: Path) -> None:
-    """Persist a rename in `folder` (POSIX; a no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def state_directory(user_dir: Path) -> Path:
-    """Where the package keeps its files: a "__" system-user folder, which ComfyUI's
-    /userdata routes refuse to serve (same as `folder_paths.get_system_user_directory`)."""
-    return Path(user_dir) / f"__{STATE_NAME}"
 
 
 def is_loopback_host(host: str | None) -> bool:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..parallel_runs.runpod_client import (
+from ....parallel_runs.runpod_client import (
     RunpodAnswerTooLarge,
     RunpodAuthError,
     RunpodClient,
@@ -27,13 +27,12 @@ from ..parallel_runs.runpod_client import (
     RunpodRateLimited,
     RunpodServerError,
 )
-from ..parallel_runs.runpod_models import JobStatus
-from .clients import connected_clients
-from .job_registry import JobRecord, JobRegistry
-from .output_files import OutputSaver
-from .poll_planner import EndpointStats, PollPlanner
-from .relay_endings import JobEndings
-from .relay_events import (
+from ....parallel_runs.runpod_models import JobStatus
+from ...clients import connected_clients
+from ..outputs import OutputSaver
+from ..registry import JobRecord, JobRegistry
+from .endings import JobEndings
+from .events import (
     PREVIEW_FLAG,
     PREVIEW_IMAGE,
     PREVIEW_IMAGE_WITH_METADATA,
@@ -42,6 +41,7 @@ from .relay_events import (
     RelayPreview,
     worker_error_text,
 )
+from .poll_planner import EndpointStats, PollPlanner
 
 log = logging.getLogger(__name__)
 

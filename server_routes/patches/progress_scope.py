@@ -18,10 +18,10 @@ import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..parallel_runs.progress_text import FEATURE_FLAG, TEXT_EVENT, decode, encode_legacy
-from .clients import connected_clients
+from ...parallel_runs.progress_text import FEATURE_FLAG, TEXT_EVENT, decode, encode_legacy
+from ..clients import connected_clients
 from .fallback import Fallback
-from .patch_guard import expect_method
+from .guard import expect_method
 
 try:  # ComfyUI >= 0.3.4x keeps the executing prompt in a context variable
     from comfy_execution.utils import get_executing_context

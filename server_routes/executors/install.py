@@ -19,13 +19,14 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from ..parallel_runs.runpod_client import RunpodClient
-from .job_registry import JobRegistry
-from .jobs import JobSummary
-from .offload_config import OffloadConfig, state_directory
-from .offload_routes import OffloadDeps, offload_routes
-from .output_files import OutputSaver
-from .relay import MissingApiKey, Relay, Send, server_recipients
+from ...parallel_runs.runpod_client import RunpodClient
+from ..jobs.routes import JobSummary
+from .outputs import OutputSaver
+from .registry import JobRegistry
+from .routes import OffloadDeps, offload_routes
+from .runpod.config import OffloadConfig
+from .runpod.relay import MissingApiKey, Relay, Send, server_recipients
+from .state_files import state_directory
 
 REGISTRY_FILE = "offload_jobs.json"
 AtExit = Callable[[Callable[[], None]], object]  # atexit.register's shape

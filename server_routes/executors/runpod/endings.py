@@ -17,11 +17,11 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..parallel_runs.limits import MAX_ERROR_CHARS, clip
-from ..parallel_runs.runpod_models import JobStatus
-from .job_registry import JobError, JobRecord, JobRegistry, SavedFile
-from .output_files import OutputSaver
-from .relay_events import Event, EventMapper
+from ....parallel_runs.limits import MAX_ERROR_CHARS, clip
+from ....parallel_runs.runpod_models import JobStatus
+from ..outputs import OutputSaver
+from ..registry import JobError, JobRecord, JobRegistry, SavedFile
+from .events import Event, EventMapper
 
 log = logging.getLogger(__name__)
 

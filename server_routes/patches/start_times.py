@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .fallback import Fallback
-from .patch_guard import expect_method
+from .guard import expect_method
 
 _MARK = "_parallel_runs_start_times"
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..parallel_runs.validation import first_problem
+from ...parallel_runs.validation import first_problem
 
 log = logging.getLogger(__name__)
 

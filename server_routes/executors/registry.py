@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..parallel_runs.limits import (
+from ...parallel_runs.limits import (
     MAX_ERROR_CHARS,
     MAX_KIND_CHARS,
     MAX_NODE_ID_CHARS,
@@ -32,7 +32,7 @@ from ..parallel_runs.limits import (
     clip,
     clip_optional,
 )
-from .offload_config import write_private
+from .state_files import write_private
 
 log = logging.getLogger(__name__)
 
