@@ -41,21 +41,53 @@ OPEN_PANEL = """async () => {
   return !!document.querySelector('.parallel-runs-panel');
 }"""
 
-# Open `workflow` (UI format) in a new tab named `name` and queue it like the Queue button.
-LOAD_AND_QUEUE = """async ([workflow, name]) => {
+# Set-up: open `workflow` (UI format) in a new workflow tab named `name`, as loading a file
+# does; returns the tab's workflow id.
+LOAD_WORKFLOW = """async ([workflow, name]) => {
   const { app } = await import('/scripts/app.js');
   await app.loadGraphData(workflow, true, true, name);
-  await app.queuePrompt(0, 1);
   return window.__parallelRuntime.tabs.visibleId();
 }"""
 
-SWITCH_TAB = """async (name) => {
-  const { app } = await import('/scripts/app.js');
-  const wf = app.extensionManager.workflow.openWorkflows.find((w) => w.filename === name);
-  await app.loadGraphData(wf.activeState, true, true, wf);
-  window.__parallelRuntime.scope.check();
-  return window.__parallelRuntime.tabs.visibleId();
-}"""
+VISIBLE_TAB = "() => window.__parallelRuntime.tabs.visibleId()"
+
+
+def queue_with_keyboard(page: Any) -> None:
+    """What a person does: click an empty spot of the canvas (above the test workflows'
+    nodes), press Ctrl+Enter."""
+    page.locator("#graph-canvas").click(position={"x": 700, "y": 200})
+    page.keyboard.press("Control+Enter")
+
+
+def press_run(page: Any) -> None:
+    """Press the frontend's Run (queue) button, on both frontends."""
+    page.get_by_role("button", name="Run", exact=True).first.click()
+
+
+def open_and_queue(page: Any, workflow: dict[str, Any], name: str) -> str:
+    """Open `workflow` in a tab of its own and press Run; its workflow id."""
+    tab = page.evaluate(LOAD_WORKFLOW, [workflow, name])
+    press_run(page)
+    return tab
+
+
+def queue_new_prompt(page: Any, workflow: dict[str, Any], name: str) -> str:
+    """`open_and_queue`, then the id of the one prompt that queueing added to the page."""
+    ids = "() => window.__parallelRuntime.store.all().map((s) => s.prompt_id)"
+    before = set(page.evaluate(ids))
+    open_and_queue(page, workflow, name)
+    page.wait_for_function(f"(n) => ({ids})().length > n", arg=len(before), timeout=WAIT)
+    (added,) = set(page.evaluate(ids)) - before
+    return added
+
+
+def switch_tab(page: Any, name: str, expected: str) -> str:
+    """Click the workflow tab labelled `name` in the top bar; the id of the tab then on
+    screen, once it is `expected` (or when the wait runs out)."""
+    page.locator(".workflow-tab .workflow-label").filter(has_text=name).first.click()
+    page.wait_for_function(f"() => ({VISIBLE_TAB})() === {expected!r}", timeout=WAIT)
+    return page.evaluate(VISIBLE_TAB)
+
 
 # The store's view of every prompt (plain JSON).
 PROMPTS = """() => window.__parallelRuntime.store.all().map((s) => ({

@@ -23,11 +23,13 @@ from typing import Any
 import pytest
 from panel_harness import (
     CLICK_STOP,
+    LOAD_WORKFLOW,
     OPEN_PANEL,
     PANEL_ROWS,
     PROMPTS,
     WAIT,
     open_comfy_page,
+    queue_with_keyboard,
     ui_workflow,
 )
 from runpod_fake import FakeRunpod, Outcome, fake_in_thread
@@ -55,18 +57,6 @@ WATCH_SOCKET = """(() => {
     }
   };
 })();"""
-
-LOAD_WORKFLOW = """async ([workflow, name]) => {
-  const { app } = await import('/scripts/app.js');
-  await app.loadGraphData(workflow, true, true, name);
-  return window.__parallelRuntime.tabs.visibleId();
-}"""
-
-QUEUE = """async () => {
-  const { app } = await import('/scripts/app.js');
-  await app.queuePrompt(0, 1);
-  return true;
-}"""
 
 SERIALIZED_WORKFLOW = """async () => {
   const { app } = await import('/scripts/app.js');
@@ -229,7 +219,7 @@ class Page:
 
     def queue_one(self, workflow_id: str) -> str:
         before = {p["prompt_id"] for p in self.prompts()}
-        assert self.page.evaluate(QUEUE)
+        queue_with_keyboard(self.page)
         self.page.wait_for_function(
             """([wf, before]) => window.__parallelRuntime.store.all()
                  .some((s) => s.workflow_id === wf && !before.includes(s.prompt_id))""",

@@ -11,14 +11,15 @@ import pytest
 from panel_harness import (
     CANVAS,
     CLICK_STOP,
-    LOAD_AND_QUEUE,
     OPEN_PANEL,
     PANEL_ROWS,
     PROMPTS,
-    SWITCH_TAB,
     WAIT,
     WATCH_STOCK_LISTENERS,
+    open_and_queue,
     open_comfy_page,
+    press_run,
+    switch_tab,
     ui_workflow,
 )
 
@@ -51,6 +52,10 @@ def wait_status(page, prompt_id, status):
 
 
 def only_id(page, workflow_id):
+    """The one prompt queued from this workflow tab (once the page knows of it)."""
+    page.wait_for_function(
+        f"(wf) => ({PROMPTS})().some((p) => p.workflow_id === wf)", arg=workflow_id, timeout=WAIT
+    )
     ids = [p["prompt_id"] for p in page.evaluate(PROMPTS) if p["workflow_id"] == workflow_id]
     assert len(ids) == 1, ids
     return ids[0]
@@ -68,16 +73,14 @@ def test_prompts_stay_in_their_tab_and_row(request, chromium, artifacts_dir, whi
         contexts += [ctx1, ctx2]
 
         # Client one: tab A queues, then tab B (now on screen) queues. Client two: C1, C2.
-        tab_a = one.evaluate(LOAD_AND_QUEUE, [ui_workflow(notes["A"], 5.0), "tab-A"])
-        tab_b = one.evaluate(LOAD_AND_QUEUE, [ui_workflow(notes["B"], 6.0), "tab-B"])
-        tab_c = two.evaluate(LOAD_AND_QUEUE, [ui_workflow(notes["C1"], 2.0), "tab-C"])
+        tab_a = open_and_queue(one, ui_workflow(notes["A"], 5.0), "tab-A")
+        tab_b = open_and_queue(one, ui_workflow(notes["B"], 6.0), "tab-B")
+        tab_c = open_and_queue(two, ui_workflow(notes["C1"], 2.0), "tab-C")
         assert len({tab_a, tab_b, tab_c}) == 3
         a, b = only_id(one, tab_a), only_id(one, tab_b)
         c1 = only_id(two, tab_c)
-        two.evaluate(
-            "async () => { const { app } = await import('/scripts/app.js');"
-            " await app.queuePrompt(0, 1); }"
-        )
+        press_run(two)  # the same tab again, with the Run button
+        two.wait_for_function(f"() => ({PROMPTS})().length === 2", timeout=WAIT)
         c2 = next(p["prompt_id"] for p in two.evaluate(PROMPTS) if p["prompt_id"] != c1)
 
         # In flight together: A running, B queued in client one; C1, C2 queued in client two.
@@ -119,7 +122,7 @@ def test_prompts_stay_in_their_tab_and_row(request, chromium, artifacts_dir, whi
         # B runs; switch to tab A: A's outputs are there, B's progress is not painted on A.
         wait_status(one, b, "running")
         one.wait_for_timeout(600)
-        assert one.evaluate(SWITCH_TAB, "tab-A") == tab_a
+        assert switch_tab(one, "tab-A", tab_a) == tab_a
         one.wait_for_timeout(1200)
         canvas_a = one.evaluate(CANVAS)
         assert canvas_a["images"].get("4") == a_images

@@ -12,7 +12,15 @@ import urllib.request
 from typing import Any
 
 import pytest
-from panel_harness import OPEN_PANEL, PANEL_ROWS, PROMPTS, WAIT, open_comfy_page, ui_workflow
+from panel_harness import (
+    OPEN_PANEL,
+    PANEL_ROWS,
+    PROMPTS,
+    WAIT,
+    open_comfy_page,
+    queue_new_prompt,
+    ui_workflow,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -28,16 +36,6 @@ HOLD_SOCKET = """(() => {
     }
   };
 })();"""
-
-LOAD_AND_QUEUE = """async ([workflow, name]) => {
-  const { app } = await import('/scripts/app.js');
-  await app.loadGraphData(workflow, true, true, name);
-  const before = new Set(window.__parallelRuntime.store.all().map((s) => s.prompt_id));
-  await app.queuePrompt(0, 1);
-  const mine = window.__parallelRuntime.store.all()
-    .filter((s) => !before.has(s.prompt_id)).map((s) => s.prompt_id);
-  return mine.length === 1 ? mine[0] : mine;
-}"""
 
 DROP_SOCKET = """async () => {
   const { api } = await import('/scripts/api.js');
@@ -97,11 +95,11 @@ def test_panel_rebuilds_after_reconnect(comfy_server_newest, chromium, artifacts
         client_id = page.evaluate("async () => (await import('/scripts/api.js')).api.clientId")
 
         # Before the drop: one finished prompt with its output, one running, one waiting.
-        done = page.evaluate(LOAD_AND_QUEUE, [ui_workflow("done", 0.3, 2), "rc-done"])
+        done = queue_new_prompt(page, ui_workflow("done", 0.3, 2), "rc-done")
         wait_row(page, done, "success", thumbs=True)
         done_outputs = store(page)[done]["outputs"]
-        slow = page.evaluate(LOAD_AND_QUEUE, [ui_workflow("slow", 4.0, 8), "rc-slow"])
-        waiting = page.evaluate(LOAD_AND_QUEUE, [ui_workflow("waiting", 4.0, 8), "rc-waiting"])
+        slow = queue_new_prompt(page, ui_workflow("slow", 4.0, 8), "rc-slow")
+        waiting = queue_new_prompt(page, ui_workflow("waiting", 4.0, 8), "rc-waiting")
         assert isinstance(slow, str) and isinstance(waiting, str), (slow, waiting)
         wait_row(page, slow, "running")
         wait_row(page, waiting, "queued")
