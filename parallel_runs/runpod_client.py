@@ -1,5 +1,5 @@
-"""Async client for RunPod serverless endpoints (`/run`, `/status`, `/stream`, `/cancel`,
-`/health`) on aiohttp, without the heavy `runpod` SDK so the ComfyUI plugin stays light.
+"""Async client for RunPod serverless endpoints (`/run`, `/status`, `/cancel`) on aiohttp,
+without the heavy `runpod` SDK so the ComfyUI plugin stays light.
 
 Every failure becomes a `RunpodError` subclass; 429 and 5xx answers are retried with bounded
 exponential backoff and jitter (honouring `Retry-After`). A network failure of any kind
@@ -23,7 +23,7 @@ import aiohttp
 from pydantic import BaseModel, ValidationError
 
 from . import safe_json
-from .runpod_models import EndpointHealth, JobStatus, StreamChunk
+from .runpod_models import JobStatus
 from .validation import describe
 
 DEFAULT_BASE_URL = "https://api.runpod.ai/v2"
@@ -184,16 +184,9 @@ class RunpodClient:
         retries = 0 if once else self.retry.retries
         return await self._call("GET", url, JobStatus, limit=MAX_STATUS_BYTES, retries=retries)
 
-    async def stream(self, endpoint_id: str, job_id: str) -> StreamChunk:
-        url = self._url(endpoint_id, "stream", _check_id("job id", job_id))
-        return await self._call("GET", url, StreamChunk, limit=MAX_STATUS_BYTES)
-
     async def cancel(self, endpoint_id: str, job_id: str) -> JobStatus:
         url = self._url(endpoint_id, "cancel", _check_id("job id", job_id))
         return await self._call("POST", url, JobStatus, body=b"")
-
-    async def health(self, endpoint_id: str) -> EndpointHealth:
-        return await self._call("GET", self._url(endpoint_id, "health"), EndpointHealth)
 
     # ------------------------------------------------------------------ plumbing
 

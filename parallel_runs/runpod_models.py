@@ -55,44 +55,6 @@ class JobStatus(_Answer):
         return self.status in FINAL_STATES
 
 
-class StreamItem(_Answer):
-    output: Any = None
-
-
-class StreamChunk(_Answer):
-    """What `/stream/{id}` returns: the status plus the partial outputs since the last call."""
-
-    status: JobState
-    stream: list[StreamItem] = Field(default_factory=list)
-    id: str | None = None
-
-    @property
-    def outputs(self) -> list[Any]:
-        return [item.output for item in self.stream]
-
-
-class HealthJobs(_Answer):
-    completed: int = 0
-    failed: int = 0
-    inProgress: int = 0
-    inQueue: int = 0
-    retried: int = 0
-
-
-class HealthWorkers(_Answer):
-    idle: int = 0
-    running: int = 0
-    initializing: int = 0
-    ready: int = 0
-    throttled: int = 0
-    unhealthy: int = 0
-
-
-class EndpointHealth(_Answer):
-    jobs: HealthJobs = Field(default_factory=HealthJobs)
-    workers: HealthWorkers = Field(default_factory=HealthWorkers)
-
-
 # --------------------------------------------------------------------------- worker contract
 
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")

@@ -997,29 +997,9 @@ export function nodeProgress(store, promptId, nodeId) {
   return { value: node.value, max: node.max, state: node.state, fraction: nodeFraction(node) };
 }
 
-/** Prompts currently executing (status "running"), running-first order of store.all(). */
-export function runningPrompts(store) {
-  return store.all().filter((s) => s.status === "running");
-}
-
-/** Running prompts queued from one workflow tab. */
-export function runningForWorkflow(store, workflowId) {
-  return runningPrompts(store).filter((s) => s.workflow_id === workflowId);
-}
-
-/** Prompts queued or running (not yet finished). */
-export function activePrompts(store) {
-  return store.all().filter((s) => !TERMINAL.has(s.status));
-}
-
-/** True when nothing is queued or running. */
-export function isIdle(store) {
-  return activePrompts(store).length === 0;
-}
-
 /** Number of running prompts and their mean progress fraction (0 when none runs). */
 export function aggregateProgress(store) {
-  const running = runningPrompts(store);
+  const running = store.all().filter((s) => s.status === "running");
   if (running.length === 0) return { running: 0, fraction: 0 };
   let sum = 0;
   for (const s of running) sum += promptProgress(store, s.prompt_id).fraction;

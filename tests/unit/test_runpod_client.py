@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,7 +22,6 @@ from runpod_fake import (
 )
 
 from parallel_runs_node.parallel_runs.runpod_client import (
-    DEFAULT_BASE_URL,
     MAX_RUN_BYTES,
     RetryPolicy,
     RunpodAuthError,
@@ -108,23 +108,11 @@ async def test_every_request_carries_the_key_only_in_the_header(fake, session):
     client = client_for(fake, session)
     job = await client.run(EP, {"x": 1})
     await client.status(EP, job.id)
-    await client.stream(EP, job.id)
-    await client.health(EP)
     await client.cancel(EP, job.id)
-    assert len(fake.requests) == 5
+    assert len(fake.requests) == 3
     for _method, path, headers in fake.requests:
         assert KEY not in path
         assert headers["Authorization"] == f"Bearer {KEY}"
-
-
-async def test_stream_returns_new_chunks_once(fake, session):
-    fake.simulate = None  # the job stays queued; the test plays the worker's stream posts
-    client = client_for(fake, session)
-    job = await client.run(EP, {})
-    fake.job(job.id).stream.extend([{"n": 1}, {"n": 2}])
-    chunk = await client.stream(EP, job.id)
-    assert chunk.status == "IN_QUEUE" and chunk.outputs == [{"n": 1}, {"n": 2}]
-    assert (await client.stream(EP, job.id)).outputs == []
 
 
 async def test_cancel_running_job(fake, session):
@@ -141,17 +129,7 @@ async def test_cancel_queued_job_removes_it_from_the_queue(fake, session):
     client = client_for(fake, session)
     job = await client.run(EP, {})
     assert (await client.cancel(EP, job.id)).status == "CANCELLED"
-    assert (await client.health(EP)).jobs.inQueue == 0
-
-
-async def test_health_counts_jobs(fake, session):
-    fake.simulate = None
-    client = client_for(fake, session)
-    await client.run(EP, {})
-    await client.run(EP, {})
-    health = await client.health(EP)
-    assert health.jobs.inQueue == 2 and health.jobs.completed == 0
-    assert health.workers.running == 0
+    assert fake._queue[EP] == deque()
 
 
 async def test_failed_job_reports_error(fake, session):
@@ -222,7 +200,7 @@ async def test_unknown_endpoint_and_job_are_not_found(fake, session):
     with pytest.raises(RunpodNotFound):
         await client.status(EP, "no-such-job")
     with pytest.raises(RunpodNotFound):
-        await client.health("ep-nope")
+        await client.cancel("ep-nope", "no-such-job")
 
 
 @pytest.mark.parametrize("bad", ["../other", "a/b", "x?y=1", "", "id with space"])
@@ -246,10 +224,11 @@ async def test_429_burst_is_retried_then_succeeds(fake, session):
 
 
 async def test_retry_after_is_honoured(fake, session):
-    fake.inject(429, times=1, retry_after="3")
     sleeps = SleepLog()
     client = client_for(fake, session, sleep=sleeps)
-    await client.health(EP)
+    job = await client.run(EP, {})
+    fake.inject(429, times=1, retry_after="3")
+    await client.status(EP, job.id)
     assert sleeps.delays == [3.0]
 
 
@@ -258,7 +237,7 @@ async def test_excessive_retry_after_fails_fast(fake, session):
     sleeps = SleepLog()
     client = client_for(fake, session, sleep=sleeps)
     with pytest.raises(RunpodRateLimited):
-        await client.health(EP)
+        await client.status(EP, "j-1")
     assert sleeps.delays == []
 
 
@@ -285,7 +264,7 @@ async def test_5xx_retries_are_bounded(fake, session):
     fake.inject(503, times=100)
     client = client_for(fake, session, sleep=SleepLog())
     with pytest.raises(RunpodServerError) as caught:
-        await client.health(EP)
+        await client.status(EP, "j-1")
     assert caught.value.status == 503 and "503" in str(caught.value)
 
 
@@ -416,9 +395,9 @@ async def test_key_never_in_repr_str_or_messages(fake, session):
     errors: list[RunpodError] = []
     for action in (
         lambda: client.run("ep-nope", {}),
-        lambda: client_for(fake, session, api_key=KEY + "x").health(EP),
-        lambda: RunpodClient(session, KEY, "http://127.0.0.1:9/v2", FAST, sleep=SleepLog()).health(
-            EP
+        lambda: client_for(fake, session, api_key=KEY + "x").status(EP, "j-1"),
+        lambda: RunpodClient(session, KEY, "http://127.0.0.1:9/v2", FAST, sleep=SleepLog()).status(
+            EP, "j-1"
         ),
     ):
         with pytest.raises(RunpodError) as caught:
@@ -426,7 +405,7 @@ async def test_key_never_in_repr_str_or_messages(fake, session):
         errors.append(caught.value)
     fake.inject(500, times=10)
     with pytest.raises(RunpodError) as caught:
-        await client.health(EP)
+        await client.status(EP, "j-1")
     errors.append(caught.value)
     for error in errors:
         for text in (str(error), repr(error), error.message, str(error.args)):
@@ -441,7 +420,7 @@ async def test_key_echoed_by_a_server_is_scrubbed(session):
         return web.json_response({"error": request.headers["Authorization"]}, status=400)
 
     app = web.Application()
-    app.router.add_get("/v2/{ep}/health", echo)
+    app.router.add_get("/v2/{ep}/status/{job}", echo)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -450,14 +429,10 @@ async def test_key_echoed_by_a_server_is_scrubbed(session):
     try:
         client = RunpodClient(session, KEY, f"http://127.0.0.1:{port}/v2")
         with pytest.raises(RunpodBadRequest) as caught:
-            await client.health(EP)
+            await client.status(EP, "j-1")
         assert KEY not in str(caught.value) and "<hidden>" in str(caught.value)
     finally:
         await runner.cleanup()
-
-
-def test_default_base_url_is_runpods():
-    assert DEFAULT_BASE_URL == "https://api.runpod.ai/v2"
 
 
 def test_thread_fake_serves_sync_callers():
