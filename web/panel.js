@@ -2,9 +2,9 @@
 // bar, current node, executor, elapsed time, outputs, error and a stop button.
 // Rows are keyed by prompt id and rebuilt only when that prompt changed (its `rev`).
 
-import { nodeProgress, promptProgress } from "./prompt_state.js";
+import { TERMINAL_STATUSES, nodeProgress, promptProgress } from "./prompt_state.js";
 
-const TERMINAL = new Set(["success", "error", "interrupted"]);
+const TERMINAL = new Set(TERMINAL_STATUSES);
 const MAX_THUMBS = 4;
 
 function el(tag, cls, text) {

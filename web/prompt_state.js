@@ -20,7 +20,6 @@
 
 /** Terminal statuses never change back (sticky), except when they were only inferred. */
 export const TERMINAL_STATUSES = Object.freeze(["success", "error", "interrupted"]);
-const TERMINAL = new Set(TERMINAL_STATUSES);
 const STATUS_RANK = { queued: 0, running: 1, success: 2, error: 2, interrupted: 2 };
 /** How many pruned prompt ids are remembered so late events cannot resurrect them. */
 const TOMBSTONE_FACTOR = 4;
