@@ -2,17 +2,11 @@
 // bar, current node, executor, elapsed time, outputs, error and a stop button.
 // Rows are keyed by prompt id and rebuilt only when that prompt changed (its `rev`).
 
+import { el } from "./dom.js";
 import { TERMINAL_STATUSES, nodeProgress, promptProgress } from "./prompt_state.js";
 
 const TERMINAL = new Set(TERMINAL_STATUSES);
 const MAX_THUMBS = 4;
-
-function el(tag, cls, text) {
-  const node = document.createElement(tag);
-  if (cls) node.className = cls;
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  return node;
-}
 
 /** "4.2 s", "3 min 05 s". */
 export function formatElapsed(ms) {
@@ -40,18 +34,18 @@ export function outputImages(outputs) {
  * `previews` is createPreviewUrls(); `header` is an extra header element (executor choice).
  */
 export function createPanel({ store, api, tabs, names, stop, previews, header, now = () => Date.now() }) {
-  const root = el("div", "parallel-runs-panel");
-  const head = el("div", "parallel-runs-head");
-  const summary = el("span", "parallel-runs-summary");
-  const clear = el("button", "parallel-runs-clear", "Clear finished");
+  const root = el("div", { class: "parallel-runs-panel" });
+  const head = el("div", { class: "parallel-runs-head" });
+  const summary = el("span", { class: "parallel-runs-summary" });
+  const clear = el("button", { class: "parallel-runs-clear", text: "Clear finished" });
   clear.title = "Remove finished prompts from this list";
   clear.addEventListener("click", () => {
     for (const s of store.all()) if (TERMINAL.has(s.status)) store.remove(s.prompt_id);
   });
   head.append(summary, clear);
   if (header) head.append(header);
-  const list = el("div", "parallel-runs-list");
-  const empty = el("div", "parallel-runs-empty", "No prompts yet. Queue one and it shows here.");
+  const list = el("div", { class: "parallel-runs-list" });
+  const empty = el("div", { class: "parallel-runs-empty", text: "No prompts yet. Queue one and it shows here." });
   root.append(head, list, empty);
   const rows = new Map();
   let frame = 0;
@@ -71,20 +65,20 @@ export function createPanel({ store, api, tabs, names, stop, previews, header, n
   }
 
   function buildRow(s) {
-    const row = el("div", "parallel-runs-row");
+    const row = el("div", { class: "parallel-runs-row" });
     row.dataset.promptId = s.prompt_id;
     row.dataset.status = s.status;
     row.dataset.workflowId = s.workflow_id ?? "";
     row.dataset.executor = s.executor ?? "";
-    const top = el("div", "parallel-runs-row-top");
+    const top = el("div", { class: "parallel-runs-row-top" });
     top.append(
-      el("span", `parallel-runs-status parallel-runs-status-${s.status}`, s.status),
-      el("span", "parallel-runs-workflow", tabs.label(s.workflow_id) || "(other client)"),
-      el("span", "parallel-runs-executor-label", s.executor ?? "local"),
-      el("span", "parallel-runs-elapsed"),
+      el("span", { class: `parallel-runs-status parallel-runs-status-${s.status}`, text: s.status }),
+      el("span", { class: "parallel-runs-workflow", text: tabs.label(s.workflow_id) || "(other client)" }),
+      el("span", { class: "parallel-runs-executor-label", text: s.executor ?? "local" }),
+      el("span", { class: "parallel-runs-elapsed" }),
     );
     if (!TERMINAL.has(s.status)) {
-      const button = el("button", "parallel-runs-stop", "Stop");
+      const button = el("button", { class: "parallel-runs-stop", text: "Stop" });
       button.title = `Stop prompt ${s.prompt_id}`;
       button.addEventListener("click", async () => {
         button.disabled = true;
@@ -95,8 +89,8 @@ export function createPanel({ store, api, tabs, names, stop, previews, header, n
       top.append(button);
     }
     const progress = promptProgress(store, s.prompt_id);
-    const bar = el("div", "parallel-runs-bar");
-    const fill = el("div", "parallel-runs-bar-fill");
+    const bar = el("div", { class: "parallel-runs-bar" });
+    const fill = el("div", { class: "parallel-runs-bar-fill" });
     fill.style.width = `${Math.round(progress.fraction * 100)}%`;
     bar.dataset.fraction = progress.fraction.toFixed(3);
     bar.append(fill);
@@ -104,20 +98,20 @@ export function createPanel({ store, api, tabs, names, stop, previews, header, n
     if (s.current_node !== null && s.current_node !== undefined && !TERMINAL.has(s.status)) {
       const node = nodeProgress(store, s.prompt_id, s.current_node);
       const steps = node && node.max > 1 ? ` ${node.value}/${node.max}` : "";
-      const current = el("div", "parallel-runs-node", `${nodeName(s, s.current_node)}${steps}`);
+      const current = el("div", { class: "parallel-runs-node", text: `${nodeName(s, s.current_node)}${steps}` });
       current.dataset.node = s.current_node;
       row.append(current);
     }
     const texts = Object.entries(s.progress_text ?? {});
     if (texts.length) {
       const [nodeId, text] = texts[texts.length - 1];
-      const line = el("div", "parallel-runs-text", text);
+      const line = el("div", { class: "parallel-runs-text", text: text });
       line.dataset.node = nodeId;
       row.append(line);
     }
-    const thumbs = el("div", "parallel-runs-thumbs");
+    const thumbs = el("div", { class: "parallel-runs-thumbs" });
     for (const image of outputImages(s.outputs).slice(-MAX_THUMBS)) {
-      const img = el("img", "parallel-runs-thumb");
+      const img = el("img", { class: "parallel-runs-thumb" });
       img.src = viewUrl(image);
       img.alt = image.filename;
       img.dataset.node = image.node;
@@ -126,17 +120,17 @@ export function createPanel({ store, api, tabs, names, stop, previews, header, n
     }
     const preview = !TERMINAL.has(s.status) ? previews.url(s.preview) : null;
     if (preview) {
-      const img = el("img", "parallel-runs-thumb parallel-runs-preview");
+      const img = el("img", { class: "parallel-runs-thumb parallel-runs-preview" });
       img.src = preview;
       thumbs.append(img);
     }
     if (thumbs.childElementCount) row.append(thumbs);
     if (s.warning && !TERMINAL.has(s.status)) {
-      row.append(el("div", "parallel-runs-warning", s.warning));
+      row.append(el("div", { class: "parallel-runs-warning", text: s.warning }));
     }
     if (s.error) {
       const where = s.error.node_type ? ` (${s.error.node_type} #${s.error.node_id})` : "";
-      row.append(el("div", "parallel-runs-error", `${s.error.message || "error"}${where}`));
+      row.append(el("div", { class: "parallel-runs-error", text: `${s.error.message || "error"}${where}` }));
     }
     row._rev = s.rev;
     updateElapsed(row, s);
