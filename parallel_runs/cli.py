@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from .comfy_process import AttachedServer, ComfyProcess, ComfyStartError
 from .connector import Connector, PromptHandle
 from .errors import ConnectorError, first_line
+from .files import unique_name
 from .progress_bars import ProgressBoard
 from .prompt_run import RunResult
 from .uploads import rewrite_inputs
@@ -122,12 +123,10 @@ def start_server(args: argparse.Namespace) -> ComfyProcess:
 def save_files(result: RunResult, out: Path) -> list[Path]:
     """Write the result's files into `out` under their bare names, never overwriting."""
     out.mkdir(parents=True, exist_ok=True)
+    taken = {name.lower() for name in os.listdir(out)}
     written = []
     for file in result.files:
-        target = out / file.safe_name
-        stem, suffix, n = target.stem, target.suffix, 1
-        while target.exists():
-            target, n = out / f"{stem}-{n}{suffix}", n + 1
+        target = out / unique_name(file.safe_name, taken, separator="-")
         target.write_bytes(file.data)
         written.append(target)
     return written

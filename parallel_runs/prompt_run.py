@@ -10,11 +10,11 @@ import enum
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from typing import Any
 
 from .client import Event
 from .errors import PromptFailed, PromptInterrupted
+from .files import plain_name
 
 TERMINAL_EVENTS = ("execution_success", "execution_error", "execution_interrupted")
 
@@ -51,8 +51,7 @@ class OutputFile:
     @property
     def safe_name(self) -> str:
         """The bare file name, with nothing a hostile server could use to leave a folder."""
-        name = PurePosixPath(self.filename.replace("\\", "/")).name
-        return name if name not in ("", ".", "..") else "output"
+        return plain_name(self.filename, fallback="output")
 
 
 @dataclass

@@ -7,12 +7,11 @@ The worker contract follows worker-comfyui so either worker image can serve the 
 from __future__ import annotations
 
 import json
-import re
-import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from .files import MAX_NAME, plain_name
 from .limits import (
     MAX_ID_CHARS,
     MAX_NODE_ID_CHARS,
@@ -57,25 +56,6 @@ class JobStatus(_Answer):
 
 # --------------------------------------------------------------------------- worker contract
 
-_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
-MAX_NAME_LENGTH = 128
-
-
-def sanitize_filename(name: str, fallback: str = "output.png") -> str:
-    """A name safe to join under a local folder: no directories, no control or reserved
-    characters, no leading dots, bounded length. Remote results are never trusted."""
-    text = unicodedata.normalize("NFKC", str(name)).replace("\\", "/").rsplit("/", 1)[-1]
-    text = _UNSAFE_NAME.sub("_", text).strip(" .")
-    if not text or set(text) <= {"_", "."}:
-        return fallback
-    if len(text) > MAX_NAME_LENGTH:
-        stem, dot, ext = text.rpartition(".")
-        ext = ext[:16] if dot else ""
-        text = (stem if dot else text)[: MAX_NAME_LENGTH - len(ext) - 1].rstrip(" .") + (
-            "." + ext if ext else ""
-        )
-    return text
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -84,13 +64,13 @@ class _Strict(BaseModel):
 class InputImage(_Strict):
     """An image to upload into the worker's ComfyUI input folder before the prompt runs."""
 
-    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
+    name: str = Field(min_length=1, max_length=MAX_NAME)
     image: str = Field(min_length=1, description="base64, optionally as a data: URI")
 
     @field_validator("name")
     @classmethod
     def _plain_name(cls, value: str) -> str:
-        if sanitize_filename(value, fallback="") != value:
+        if plain_name(value, fallback="") != value:
             raise ValueError("must be a plain file name (letters, digits, '._- ', no folders)")
         return value
 
@@ -126,7 +106,7 @@ class OutputImage(_Answer):
 
     @property
     def safe_filename(self) -> str:
-        return sanitize_filename(self.filename)
+        return plain_name(self.filename)
 
 
 class WorkerOutput(_Answer):

@@ -9,6 +9,7 @@ for the names the server actually stored.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .client import ComfyClient
+from .files import UnsafeFileName, inside
 
 
 @dataclass(frozen=True)
@@ -67,11 +69,12 @@ async def upload_file(
 
 def local_path(upload: Upload, input_dir: Path) -> Path:
     """Where a local server keeps the upload; refuses anything outside `input_dir`."""
-    root = input_dir.resolve()
-    path = (root / upload.subfolder / upload.name).resolve()
-    if root not in path.parents:
-        raise ValueError(f"{upload.reference!r} is outside the input directory {root}")
-    return path
+    try:
+        return inside(input_dir, os.path.join(upload.subfolder, upload.name))
+    except UnsafeFileName:
+        raise UnsafeFileName(
+            f"{upload.reference!r} is outside the input directory {input_dir}"
+        ) from None
 
 
 def remove_local(upload: Upload, input_dir: Path) -> bool:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import base64
 import copy
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ...parallel_runs.files import inside, plain_name, unique_name
 
 # class_type -> the input holding a file name relative to ComfyUI's input folder
 FILE_INPUTS: Mapping[str, str] = {
@@ -56,27 +57,6 @@ def split_annotation(value: str) -> tuple[str, str]:
     return (match["name"], match["kind"]) if match else (value, "input")
 
 
-def resolve_inside(base: Path, name: str) -> Path:
-    """The real path of `name` under `base`, or ValueError if it would leave `base`."""
-    if not name or "\x00" in name or os.path.isabs(name) or re.match(r"^[A-Za-z]:", name):
-        raise ValueError(f"file name {name!r} is not a relative name")
-    if any(part == ".." for part in re.split(r"[\\/]+", name)):
-        raise ValueError(f"file name {name!r} leaves the folder")
-    root = os.path.realpath(base)
-    path = os.path.realpath(os.path.join(root, name))
-    if os.path.commonpath([root, path]) != root:
-        raise ValueError(f"file name {name!r} leaves the folder")
-    return Path(path)
-
-
-def _unique(name: str, taken: set[str]) -> str:
-    stem, suffix = os.path.splitext(name)
-    candidate, n = name, 1
-    while candidate in taken:
-        candidate, n = f"{stem}_{n}{suffix}", n + 1
-    return candidate
-
-
 def _unreadable(node_id: str, class_type: str, path: Path, exc: OSError) -> PromptInputError:
     reason = exc.strerror or type(exc).__name__
     return PromptInputError(node_id, f"node {node_id} ({class_type}): {path.name!r}: {reason}")
@@ -89,7 +69,7 @@ def _locate(node_id: str, class_type: str, value: str, folders: Mapping[str, Pat
     if base is None:
         raise PromptInputError(node_id, f"node {node_id}: no {kind} folder for {value!r}")
     try:
-        path = resolve_inside(base, name)
+        path = inside(base, name)
     except ValueError as exc:
         raise PromptInputError(node_id, f"node {node_id} ({class_type}): {exc}") from exc
     if not path.is_file():
@@ -143,8 +123,7 @@ def attach_input_images(
         if path not in by_path:
             data = _read_within(node_id, class_type, path, encoded, limit)
             encoded += encoded_size(len(data))  # what was read (the file may have changed)
-            attached = _unique(path.name, taken)
-            taken.add(attached)
+            attached = unique_name(plain_name(path.name), taken)
             result.total_bytes += len(data)
             result.images.append({"name": attached, "image": base64.b64encode(data).decode()})
             by_path[path] = attached

@@ -22,15 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-MAX_NAME = 120
+from ...parallel_runs.files import UnsafeFileName, checked_name, inside, unique_names
+
 _SUFFIXES = "png jpg jpeg webp gif bmp tif tiff mp4 webm mov mkv avi wav mp3 flac ogg opus m4a"
 ALLOWED_SUFFIXES = frozenset(f".{s}" for s in (_SUFFIXES + " json txt glb gltf obj").split(" "))
-_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._ -]+")
-_DRIVE = re.compile(r"^[A-Za-z]:")
-# Names Windows reserves for devices, whatever the extension ("nul.png" opens the device).
-WINDOWS_DEVICES = frozenset(
-    ["con", "prn", "aux", "nul"] + [f"{port}{n}" for port in ("com", "lpt") for n in range(10)]
-)
 TEMP_PREFIX, TEMP_SUFFIX = ".parallel-runs-", ".part"
 _TEXT_SUFFIXES = frozenset({".json", ".txt", ".gltf", ".obj"})
 
@@ -72,36 +67,13 @@ _SIGNATURES: dict[str, Any] = {
 }
 
 
-class UnsafeFileName(ValueError):
-    """A remote file name that tries to leave the output folder or is unusable."""
-
-
 class OutputTooLarge(ValueError):
     """The result is bigger than this server accepts."""
 
 
 def safe_filename(name: Any) -> str:
-    """A plain file name for `name`, or UnsafeFileName for anything hostile."""
-    if not isinstance(name, str) or not name.strip():
-        raise UnsafeFileName("empty or missing file name")
-    if "\x00" in name:
-        raise UnsafeFileName(f"file name contains a NUL byte: {name!r}")
-    if _DRIVE.match(name) or name.startswith(("/", "\\")):
-        raise UnsafeFileName(f"absolute file name refused: {name!r}")
-    parts = re.split(r"[\\/]+", name)
-    if any(part in ("..", ".") for part in parts):
-        raise UnsafeFileName(f"file name with a parent/current-directory part refused: {name!r}")
-    flat = "_".join(part for part in parts if part)
-    cleaned = _UNSAFE_CHARS.sub("_", flat).strip(" .")
-    stem, dot, suffix = cleaned.rpartition(".")
-    if not dot or not stem:
-        raise UnsafeFileName(f"file name without a known extension: {name!r}")
-    suffix = "." + suffix.lower()
-    if suffix not in ALLOWED_SUFFIXES:
-        raise UnsafeFileName(f"file type {suffix} is not saved: {name!r}")
-    if stem.split(".", 1)[0].strip().lower() in WINDOWS_DEVICES:
-        stem = "_" + stem
-    return stem[: MAX_NAME - len(suffix)] + suffix
+    """A plain file name for a remote result file, or UnsafeFileName for anything hostile."""
+    return checked_name(name, ALLOWED_SUFFIXES)
 
 
 def content_matches(name: str, data: bytes) -> bool:
@@ -116,23 +88,6 @@ def content_matches(name: str, data: bytes) -> bool:
         return b"\x00" not in data
     check = _SIGNATURES.get(suffix)
     return check is not None and bool(check(data))
-
-
-def unique_names(names: Iterable[str]) -> list[str]:
-    """The same names, the second and later of each made unique (`a.png`, `a_1.png`, ...),
-    compared without case (as Windows and macOS do). The same list always gives the same
-    names, so a result saved again lands on the same files."""
-    taken: set[str] = set()
-    unique: list[str] = []
-    for name in names:
-        stem, suffix = os.path.splitext(name)
-        candidate, n = name, 0
-        while candidate.lower() in taken:
-            n += 1
-            candidate = f"{stem}_{n}{suffix}"
-        taken.add(candidate.lower())
-        unique.append(candidate)
-    return unique
 
 
 def safe_subfolder(subfolder: str) -> str:
@@ -184,11 +139,10 @@ class OutputSaver:
     max_files: int = 1000
 
     def folder(self, subfolder: str) -> Path:
-        root = Path(os.path.realpath(self.root))
-        target = Path(os.path.realpath(root / safe_subfolder(subfolder)))
-        if os.path.commonpath([root, target]) != str(root):
-            raise UnsafeFileName(f"subfolder {subfolder!r} leaves the output folder")
-        return target
+        try:
+            return inside(self.root, safe_subfolder(subfolder))
+        except UnsafeFileName:
+            raise UnsafeFileName(f"subfolder {subfolder!r} leaves the output folder") from None
 
     def save_images(self, subfolder: str, images: Iterable[Mapping[str, Any]]) -> SaveReport:
         """Save worker-comfyui style `images` entries of type base64; others are refused.

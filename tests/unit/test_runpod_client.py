@@ -21,6 +21,7 @@ from runpod_fake import (
     running_fake,
 )
 
+from parallel_runs_node.parallel_runs.files import plain_name
 from parallel_runs_node.parallel_runs.runpod_client import (
     MAX_RUN_BYTES,
     RetryPolicy,
@@ -34,7 +35,7 @@ from parallel_runs_node.parallel_runs.runpod_client import (
     RunpodServerError,
     parse_retry_after,
 )
-from parallel_runs_node.parallel_runs.runpod_models import WorkerOutput, sanitize_filename
+from parallel_runs_node.parallel_runs.runpod_models import WorkerOutput
 
 KEY = "rpa_SECRET1234567890abcdef"
 EP = "ep-test"
@@ -155,7 +156,7 @@ async def test_hostile_filenames_are_sanitized_by_the_model(fake, session):
     for name in names:
         assert "/" not in name and "\\" not in name and "\0" not in name
         assert not name.startswith(".") and 0 < len(name) <= 128
-    assert sanitize_filename("../../escape.png") == "escape.png"
+    assert plain_name("../../escape.png") == "escape.png"
 
 
 async def test_expired_result_is_not_found(fake, session):
