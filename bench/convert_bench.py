@@ -2,7 +2,7 @@
 `app.graphToPrompt()` in headless Chromium, over the whole comparable corpus in one run.
 
 Starts its own ComfyUI (newest frontend when scripts/setup unpacked it) with
-`parallel_runs.comfy_process.ComfyProcess`, takes `/object_info` from it, and converts every
+`parallel_runs.client.process.ComfyProcess`, takes `/object_info` from it, and converts every
 `comfyui-workflow-templates-json` workflow whose node types the server knows:
 
     .venv/bin/python bench/convert_bench.py [--repeat N]
@@ -31,9 +31,9 @@ sys.path.insert(0, str(REPO / "tests"))  # the browser launch the tests use
 
 from chromium_launch import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
-from parallel_runs.comfy_process import ComfyProcess  # noqa: E402
-from parallel_runs.workflow_convert import workflow_to_prompt  # noqa: E402
-from parallel_runs.workflow_graph import VIRTUAL_TYPES  # noqa: E402
+from parallel_runs.client.process import ComfyProcess  # noqa: E402
+from parallel_runs.convert.graph import VIRTUAL_TYPES  # noqa: E402
+from parallel_runs.convert.to_prompt import workflow_to_prompt  # noqa: E402
 
 TIME_IN_PAGE = """async ([items, repeat]) => {
   const app = window.app;

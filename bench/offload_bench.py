@@ -32,8 +32,8 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from runpod_fake import FakeRunpod, Outcome, fake_in_thread  # noqa: E402
 
-from parallel_runs.client import ComfyClient  # noqa: E402
-from parallel_runs.comfy_process import ComfyProcess  # noqa: E402
+from parallel_runs.client.comfy_client import ComfyClient  # noqa: E402
+from parallel_runs.client.process import ComfyProcess  # noqa: E402
 
 KEY = "bench-key-0000000000000000"
 ENDPOINT = "ep-test"

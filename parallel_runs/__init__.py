@@ -5,9 +5,8 @@
 package pulls in aiohttp and pydantic only, never ComfyUI or the RunPod SDK.
 """
 
-from .comfy_process import AttachedServer, ComfyProcess, ComfyStartError, ServerState
-from .connector import Connector, PromptHandle
-from .errors import (
+from .client.connector import Connector, PromptHandle
+from .client.errors import (
     ConnectorError,
     PromptFailed,
     PromptInterrupted,
@@ -16,7 +15,8 @@ from .errors import (
     ServerGone,
     ServerUnavailable,
 )
-from .prompt_run import RunResult, RunStatus
+from .client.process import AttachedServer, ComfyProcess, ComfyStartError, ServerState
+from .client.prompt_run import RunResult, RunStatus
 from .version import read_version
 
 __version__ = read_version()

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from .comfy_process import AttachedServer, ComfyProcess, ComfyStartError
-from .connector import Connector, PromptHandle
-from .errors import ConnectorError, first_line
+from .client.connector import Connector, PromptHandle
+from .client.errors import ConnectorError, first_line
+from .client.process import AttachedServer, ComfyProcess, ComfyStartError
+from .client.prompt_run import RunResult
+from .client.uploads import rewrite_inputs
 from .files import unique_name
 from .progress_bars import ProgressBoard
-from .prompt_run import RunResult
-from .uploads import rewrite_inputs
 
 
 class UsageError(Exception):

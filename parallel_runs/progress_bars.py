@@ -11,8 +11,8 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from .errors import first_line
-from .prompt_run import PromptRun, RunStatus
+from .client.errors import first_line
+from .client.prompt_run import PromptRun, RunStatus
 
 WIDTH = 24
 

@@ -13,7 +13,7 @@ import pytest
 from chromium_launch import CHROMIUM, CHROMIUM_ARGS
 from plugin_loader import REPO  # before ours: it loads the plugin as parallel_runs_node
 
-from parallel_runs_node.parallel_runs.comfy_process import ComfyProcess
+from parallel_runs_node.parallel_runs.client.process import ComfyProcess
 
 ARTIFACTS = REPO / "test-artifacts"
 # A folder name that is no Python identifier, as ComfyUI-Manager would create it.

@@ -21,8 +21,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from conftest import find_comfyui, make_base_directory
-from parallel_runs_node.parallel_runs.comfy_process import ComfyProcess
-from parallel_runs_node.parallel_runs.runpod_client import RetryPolicy
+from parallel_runs_node.parallel_runs.client.process import ComfyProcess
+from parallel_runs_node.parallel_runs.runpod.client import RetryPolicy
 from parallel_runs_node.server_routes.executors.install import AtExit, Offload, install_offload
 from parallel_runs_node.server_routes.executors.outputs import OutputSaver
 

@@ -26,9 +26,9 @@ import aiohttp
 import runpod
 from pydantic import ValidationError
 
-from ..client import ComfyClient, ComfyError, Event
-from ..errors import ConnectorError
-from ..runpod_models import (
+from ..client.comfy_client import ComfyClient, ComfyError, Event
+from ..client.errors import ConnectorError
+from ..runpod.models import (
     MAX_PREVIEW_CHARS,
     InputImage,
     WorkerInput,

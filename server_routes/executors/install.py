@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from ...parallel_runs.runpod_client import RunpodClient
+from ...parallel_runs.runpod.client import RunpodClient
 from ..jobs.routes import JobSummary
 from .outputs import OutputSaver
 from .registry import JobRegistry

@@ -24,7 +24,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ...parallel_runs import safe_json
-from ...parallel_runs.runpod_client import (
+from ...parallel_runs.runpod.client import (
     MAX_RUN_BYTES,
     RunpodAuthError,
     RunpodBadRequest,

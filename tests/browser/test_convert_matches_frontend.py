@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from parallel_runs_node.parallel_runs.workflow_convert import ConversionError, workflow_to_prompt
-from parallel_runs_node.parallel_runs.workflow_graph import VIRTUAL_TYPES
+from parallel_runs_node.parallel_runs.convert.graph import VIRTUAL_TYPES
+from parallel_runs_node.parallel_runs.convert.to_prompt import ConversionError, workflow_to_prompt
 
 pytestmark = pytest.mark.browser
 

@@ -35,7 +35,7 @@ from panel_harness import (
 from runpod_fake import FakeRunpod, Outcome, fake_in_thread
 
 from conftest import find_comfyui, make_base_directory, newest_frontend_root
-from parallel_runs_node.parallel_runs.comfy_process import ComfyProcess
+from parallel_runs_node.parallel_runs.client.process import ComfyProcess
 
 pytestmark = pytest.mark.browser
 ENDPOINT = "ep-test"

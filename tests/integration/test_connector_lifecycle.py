@@ -16,17 +16,17 @@ import pytest
 from PIL import Image
 
 from conftest import find_comfyui, make_base_directory, start_comfy
-from parallel_runs_node.parallel_runs import comfy_process
 from parallel_runs_node.parallel_runs.cli import main
-from parallel_runs_node.parallel_runs.comfy_process import (
+from parallel_runs_node.parallel_runs.client import process as comfy_process
+from parallel_runs_node.parallel_runs.client.connector import Connector
+from parallel_runs_node.parallel_runs.client.errors import ServerGone, ServerUnavailable
+from parallel_runs_node.parallel_runs.client.process import (
     AttachedServer,
     ComfyProcess,
     ComfyStartError,
     ServerState,
     is_ready,
 )
-from parallel_runs_node.parallel_runs.connector import Connector
-from parallel_runs_node.parallel_runs.errors import ServerGone, ServerUnavailable
 
 pytestmark = pytest.mark.comfy
 

@@ -15,9 +15,13 @@ import pytest
 from graphs import fresh_color, slow_note_graph
 from PIL import Image
 
-from parallel_runs_node.parallel_runs.connector import Connector
-from parallel_runs_node.parallel_runs.errors import PromptFailed, PromptRejected, PromptTimeout
-from parallel_runs_node.parallel_runs.prompt_run import RunStatus
+from parallel_runs_node.parallel_runs.client.connector import Connector
+from parallel_runs_node.parallel_runs.client.errors import (
+    PromptFailed,
+    PromptRejected,
+    PromptTimeout,
+)
+from parallel_runs_node.parallel_runs.client.prompt_run import RunStatus
 
 pytestmark = pytest.mark.comfy
 

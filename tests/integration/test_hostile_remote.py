@@ -24,8 +24,8 @@ from aiohttp import web
 from offload_harness import events_until, real_prompt, start_comfy_a
 from runpod_fake import FakeRunpod, Outcome, fake_in_thread, png_bytes
 
-from parallel_runs_node.parallel_runs.client import ComfyClient, Event
-from parallel_runs_node.parallel_runs.comfy_process import ComfyProcess
+from parallel_runs_node.parallel_runs.client.comfy_client import ComfyClient, Event
+from parallel_runs_node.parallel_runs.client.process import ComfyProcess
 
 pytestmark = pytest.mark.comfy
 

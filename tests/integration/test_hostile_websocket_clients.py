@@ -13,10 +13,10 @@ import aiohttp
 import pytest
 from graphs import note_text_graph, slow_note_graph
 
-from parallel_runs_node.parallel_runs.client import ComfyClient
-from parallel_runs_node.parallel_runs.comfy_process import ServerState
-from parallel_runs_node.parallel_runs.connector import Connector
-from parallel_runs_node.parallel_runs.prompt_run import RunStatus
+from parallel_runs_node.parallel_runs.client.comfy_client import ComfyClient
+from parallel_runs_node.parallel_runs.client.connector import Connector
+from parallel_runs_node.parallel_runs.client.process import ServerState
+from parallel_runs_node.parallel_runs.client.prompt_run import RunStatus
 
 pytestmark = pytest.mark.comfy
 

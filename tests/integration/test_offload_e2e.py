@@ -19,7 +19,7 @@ from offload_harness import start_comfy_a
 from PIL import Image
 from runpod_fake import fake_in_thread, png_bytes, start_worker
 
-from parallel_runs_node.parallel_runs.client import ComfyClient
+from parallel_runs_node.parallel_runs.client.comfy_client import ComfyClient
 
 pytestmark = pytest.mark.comfy
 

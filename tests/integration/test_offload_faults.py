@@ -23,7 +23,7 @@ from offload_harness import (
 )
 from runpod_fake import Outcome, fake_in_thread, running_fake
 
-from parallel_runs_node.parallel_runs.client import ComfyClient
+from parallel_runs_node.parallel_runs.client.comfy_client import ComfyClient
 
 KEY = "rp-fault-key-000000000000"
 

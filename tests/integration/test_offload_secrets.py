@@ -14,7 +14,7 @@ from offload_harness import simple_prompt, start_comfy_a
 from runpod_fake import Outcome, fake_in_thread
 from yarl import URL
 
-from parallel_runs_node.parallel_runs.client import ComfyClient
+from parallel_runs_node.parallel_runs.client.comfy_client import ComfyClient
 
 pytestmark = pytest.mark.comfy
 

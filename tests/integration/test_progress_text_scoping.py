@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import pytest
 from graphs import slow_note_graph
 
-from parallel_runs_node.parallel_runs.client import ComfyClient, Event
+from parallel_runs_node.parallel_runs.client.comfy_client import ComfyClient, Event
 from parallel_runs_node.parallel_runs.progress_text import FEATURE_FLAG
 
 pytestmark = pytest.mark.comfy

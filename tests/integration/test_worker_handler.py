@@ -19,10 +19,10 @@ import pytest
 from PIL import Image
 from runpod_fake import FakeRunpod, WorkerProcess, fake_in_thread, png_bytes, start_worker
 
-from parallel_runs_node.parallel_runs.client import Event
-from parallel_runs_node.parallel_runs.comfy_process import ComfyProcess
-from parallel_runs_node.parallel_runs.runpod_client import RunpodClient
-from parallel_runs_node.parallel_runs.runpod_models import (
+from parallel_runs_node.parallel_runs.client.comfy_client import Event
+from parallel_runs_node.parallel_runs.client.process import ComfyProcess
+from parallel_runs_node.parallel_runs.runpod.client import RunpodClient
+from parallel_runs_node.parallel_runs.runpod.models import (
     MAX_PREVIEW_CHARS,
     JobStatus,
     WorkerOutput,

@@ -8,10 +8,15 @@ import json
 import pytest
 
 from parallel_runs_node.parallel_runs.cli import main, save_files
-from parallel_runs_node.parallel_runs.client import Event
-from parallel_runs_node.parallel_runs.comfy_process import free_port
+from parallel_runs_node.parallel_runs.client.comfy_client import Event
+from parallel_runs_node.parallel_runs.client.process import free_port
+from parallel_runs_node.parallel_runs.client.prompt_run import (
+    OutputFile,
+    PromptRun,
+    RunResult,
+    RunStatus,
+)
 from parallel_runs_node.parallel_runs.progress_bars import ProgressBoard, render
-from parallel_runs_node.parallel_runs.prompt_run import OutputFile, PromptRun, RunResult, RunStatus
 
 PROMPT = {
     "1": {"class_type": "EmptyImage", "inputs": {}},

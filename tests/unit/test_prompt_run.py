@@ -8,25 +8,33 @@ import struct
 
 import pytest
 
-from parallel_runs_node.parallel_runs.client import ComfyClient, Event
-from parallel_runs_node.parallel_runs.connector import Connector, PromptHandle
-from parallel_runs_node.parallel_runs.errors import PromptFailed, PromptInterrupted, PromptRejected
-from parallel_runs_node.parallel_runs.previews import decode_preview, encode_preview
-from parallel_runs_node.parallel_runs.progress_text import encode_scoped
-from parallel_runs_node.parallel_runs.prompt_format import UnknownFormat, api_prompt, detect_format
-from parallel_runs_node.parallel_runs.prompt_run import (
+from parallel_runs_node.parallel_runs.client.comfy_client import ComfyClient, Event
+from parallel_runs_node.parallel_runs.client.connector import Connector, PromptHandle
+from parallel_runs_node.parallel_runs.client.errors import (
+    PromptFailed,
+    PromptInterrupted,
+    PromptRejected,
+)
+from parallel_runs_node.parallel_runs.client.previews import decode_preview, encode_preview
+from parallel_runs_node.parallel_runs.client.prompt_run import (
     OutputFile,
     PromptRun,
     RunResult,
     RunStatus,
     output_refs,
 )
-from parallel_runs_node.parallel_runs.uploads import (
+from parallel_runs_node.parallel_runs.client.uploads import (
     Upload,
     ephemeral_name,
     local_path,
     rewrite_inputs,
 )
+from parallel_runs_node.parallel_runs.convert.prompt_format import (
+    UnknownFormat,
+    api_prompt,
+    detect_format,
+)
+from parallel_runs_node.parallel_runs.progress_text import encode_scoped
 
 PROMPT = {
     "1": {"class_type": "EmptyImage", "inputs": {}},

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from PIL import Image
 from runpod_fake import Outcome, png_bytes, running_fake
 
-from parallel_runs_node.parallel_runs.runpod_client import RunpodClient
-from parallel_runs_node.parallel_runs.runpod_models import MAX_PREVIEW_CHARS, JobStatus
+from parallel_runs_node.parallel_runs.runpod.client import RunpodClient
+from parallel_runs_node.parallel_runs.runpod.models import MAX_PREVIEW_CHARS, JobStatus
 from parallel_runs_node.server_routes.executors.outputs import OutputSaver
 from parallel_runs_node.server_routes.executors.registry import (
     JobError,

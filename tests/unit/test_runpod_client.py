@@ -22,7 +22,7 @@ from runpod_fake import (
 )
 
 from parallel_runs_node.parallel_runs.files import plain_name
-from parallel_runs_node.parallel_runs.runpod_client import (
+from parallel_runs_node.parallel_runs.runpod.client import (
     MAX_RUN_BYTES,
     RetryPolicy,
     RunpodAuthError,
@@ -35,7 +35,7 @@ from parallel_runs_node.parallel_runs.runpod_client import (
     RunpodServerError,
     parse_retry_after,
 )
-from parallel_runs_node.parallel_runs.runpod_models import WorkerOutput
+from parallel_runs_node.parallel_runs.runpod.models import WorkerOutput
 
 KEY = "rpa_SECRET1234567890abcdef"
 EP = "ep-test"

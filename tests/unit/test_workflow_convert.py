@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from parallel_runs_node.parallel_runs.workflow_convert import ConversionError, workflow_to_prompt
-from parallel_runs_node.parallel_runs.workflow_text import format_date, process_dynamic_prompt
-from parallel_runs_node.parallel_runs.workflow_widgets import node_layout
+from parallel_runs_node.parallel_runs.convert.text import format_date, process_dynamic_prompt
+from parallel_runs_node.parallel_runs.convert.to_prompt import ConversionError, workflow_to_prompt
+from parallel_runs_node.parallel_runs.convert.widgets import node_layout
 
 WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
 

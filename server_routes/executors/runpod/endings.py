@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ....parallel_runs.limits import MAX_ERROR_CHARS, clip
-from ....parallel_runs.runpod_models import JobStatus
+from ....parallel_runs.runpod.models import JobStatus
 from ..outputs import OutputSaver
 from ..registry import JobError, JobRecord, JobRegistry, SavedFile
 from .events import Event, EventMapper

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ....parallel_runs.runpod_models import WorkerPreview, WorkerProgress
+from ....parallel_runs.runpod.models import WorkerPreview, WorkerProgress
 from ....parallel_runs.validation import field_path
 from ..registry import JobError, SavedFile
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ....parallel_runs.runpod_client import (
+from ....parallel_runs.runpod.client import (
     RunpodAnswerTooLarge,
     RunpodAuthError,
     RunpodClient,
@@ -27,7 +27,7 @@ from ....parallel_runs.runpod_client import (
     RunpodRateLimited,
     RunpodServerError,
 )
-from ....parallel_runs.runpod_models import JobStatus
+from ....parallel_runs.runpod.models import JobStatus
 from ...clients import connected_clients
 from ..outputs import OutputSaver
 from ..registry import JobRecord, JobRegistry

@@ -44,6 +44,6 @@ def to_prompt(document: Mapping[str, Any], object_info: Mapping[str, Any] | None
         return api_prompt(document)
     if object_info is None:
         raise ValueError("converting a UI workflow needs the server's /object_info")
-    from .workflow_convert import workflow_to_prompt
+    from .to_prompt import workflow_to_prompt
 
     return workflow_to_prompt(dict(document), dict(object_info))

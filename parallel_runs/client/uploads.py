@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .client import ComfyClient
-from .files import UnsafeFileName, inside
+from ..files import UnsafeFileName, inside
+from .comfy_client import ComfyClient
 
 
 @dataclass(frozen=True)

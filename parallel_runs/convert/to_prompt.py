@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .workflow_graph import (
+from .graph import (
     MODE_BYPASS,
     MODE_NEVER,
     VIRTUAL_TYPES,
@@ -24,9 +24,9 @@ from .workflow_graph import (
     GraphError,
     Node,
 )
-from .workflow_resolve import flatten
-from .workflow_text import RandomSource, apply_text_replacements, process_dynamic_prompt
-from .workflow_widgets import SAVE_NODE_TYPES, WIDGET_TYPES
+from .resolve import flatten
+from .text import RandomSource, apply_text_replacements, process_dynamic_prompt
+from .widgets import SAVE_NODE_TYPES, WIDGET_TYPES
 
 __all__ = ["ConversionError", "workflow_to_prompt"]
 

@@ -22,9 +22,9 @@ from typing import Any, TypeVar
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
-from . import safe_json
-from .runpod_models import JobStatus
-from .validation import describe
+from .. import safe_json
+from ..validation import describe
+from .models import JobStatus
 
 DEFAULT_BASE_URL = "https://api.runpod.ai/v2"
 # RunPod refuses `/run` bodies above 10 MB; checking first gives a clear error, not a 413.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .workflow_graph import (
+from .graph import (
     MODE_BYPASS,
     MODE_NEVER,
     SUBGRAPH_INPUT_ID,

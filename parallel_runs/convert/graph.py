@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .workflow_subgraph_ids import SUBGRAPH_INPUT_ID, SUBGRAPH_OUTPUT_ID, normalize_definitions
-from .workflow_widgets import SAVE_NODE_TYPES, NodeLayout, node_layout, restore_values
+from .subgraph_ids import SUBGRAPH_INPUT_ID, SUBGRAPH_OUTPUT_ID, normalize_definitions
+from .widgets import SAVE_NODE_TYPES, NodeLayout, node_layout, restore_values
 
 MODE_NEVER = 2
 MODE_BYPASS = 4

@@ -16,9 +16,9 @@ from typing import Any
 
 import aiohttp
 
+from ..progress_text import FEATURE_FLAG, TEXT_EVENT, decode, split_frame
 from .errors import ComfyError, PromptRejected, ServerUnavailable
 from .previews import PREVIEW_FLAG, PREVIEW_IMAGE, PREVIEW_IMAGE_WITH_METADATA, decode_preview
-from .progress_text import FEATURE_FLAG, TEXT_EVENT, decode, split_frame
 
 __all__ = ["DEFAULT_FEATURE_FLAGS", "ComfyClient", "ComfyError", "Event"]
 

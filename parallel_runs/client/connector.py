@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .client import ComfyClient, Event
+from ..convert.prompt_format import detect_format, to_prompt
+from .comfy_client import ComfyClient, Event
 from .errors import ConnectorError, PromptTimeout, ServerGone, ServerUnavailable
-from .prompt_format import detect_format, to_prompt
 from .prompt_run import TERMINAL_EVENTS, OutputFile, PromptRun, RunResult, RunStatus, output_refs
 from .uploads import Upload, remove_local, upload_file
 

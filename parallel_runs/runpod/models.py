@@ -11,8 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from .files import MAX_NAME, plain_name
-from .limits import (
+from ..files import MAX_NAME, plain_name
+from ..limits import (
     MAX_ID_CHARS,
     MAX_NODE_ID_CHARS,
     MAX_PROGRESS_TEXT_CHARS,

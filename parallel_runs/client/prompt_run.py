@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .client import Event
+from ..files import plain_name
+from .comfy_client import Event
 from .errors import PromptFailed, PromptInterrupted
-from .files import plain_name
 
 TERMINAL_EVENTS = ("execution_success", "execution_error", "execution_interrupted")
 
