@@ -12,7 +12,7 @@
 // progress_state a walk of the node map, a re-spread of nodeProgressStatesByPrompt and the
 // executingNodeId computed. A minimal O(1) single-active store is also timed, as a reference
 // floor. The target ratio uses the median of per-round paired ratios; nothing is asserted.
-import { createStore } from "../web/prompt_state.js";
+import { createStore } from "../web/state/prompt_state.js";
 
 const TARGET_RATIO = 0.9;
 

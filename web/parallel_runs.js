@@ -2,17 +2,17 @@
 // prompt_state.js (pure), each piece of frontend wiring in its own module.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
-import { installCanvasScope } from "./canvas_scope.js";
-import { createExecutorChoice } from "./executor_choice.js";
-import { syncJobs } from "./jobs_sync.js";
-import { createOffloadSettings } from "./offload_settings.js";
-import { createPanel, createPreviewUrls } from "./panel.js";
-import { createPanelHost } from "./panel_host.js";
-import { stopPrompt } from "./prompt_actions.js";
-import { aggregateProgress, createStore } from "./prompt_state.js";
-import { installQueueHook } from "./queue_hook.js";
-import { installTitle } from "./title.js";
-import { createWorkflowTabs } from "./workflow_tabs.js";
+import { installCanvasScope } from "./hooks/canvas_scope.js";
+import { createExecutorChoice } from "./views/executor_choice.js";
+import { syncJobs } from "./hooks/jobs_sync.js";
+import { createOffloadSettings } from "./views/offload_settings.js";
+import { createPanel, createPreviewUrls } from "./views/panel.js";
+import { createPanelHost } from "./views/panel_host.js";
+import { stopPrompt } from "./hooks/prompt_actions.js";
+import { aggregateProgress, createStore } from "./state/prompt_state.js";
+import { installQueueHook } from "./hooks/queue_hook.js";
+import { installTitle } from "./views/title.js";
+import { createWorkflowTabs } from "./hooks/workflow_tabs.js";
 
 /** Our own folder's URL, whatever the package folder under custom_nodes/ is called. */
 export const BASE_URL = new URL(".", import.meta.url).href;

@@ -4,14 +4,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { endpointPlaceholder } from "../../web/executor_choice.js";
+import { endpointPlaceholder } from "../../web/views/executor_choice.js";
 import {
   checkEndpoint,
   checkKey,
   keyStatusText,
   refusalText,
   summaryText,
-} from "../../web/offload_settings.js";
+} from "../../web/views/offload_settings.js";
 
 const view = (over = {}) => ({
   endpoint_id: "ep-1",

@@ -7,7 +7,7 @@ import {
   createStore,
   nodeProgress,
   promptProgress,
-} from "../../web/prompt_state.js";
+} from "../../web/state/prompt_state.js";
 
 /** A controllable clock: every call advances by 10 ms so timings are distinguishable. */
 function clock(start = 1_000) {

@@ -4,10 +4,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { formatElapsed, outputImages } from "../../web/panel.js";
-import { executorChoice, nodeNames, OFFLOAD_ROUTE, planQueue } from "../../web/queue_hook.js";
-import { titleFor } from "../../web/title.js";
-import { mergeNodeOutput, workflowKey } from "../../web/workflow_tabs.js";
+import { formatElapsed, outputImages } from "../../web/views/panel.js";
+import { executorChoice, nodeNames, OFFLOAD_ROUTE, planQueue } from "../../web/hooks/queue_hook.js";
+import { titleFor } from "../../web/views/title.js";
+import { mergeNodeOutput, workflowKey } from "../../web/hooks/workflow_tabs.js";
 
 function queueBody(extra = {}) {
   return {

@@ -3,7 +3,7 @@
 // Rows are keyed by prompt id and rebuilt only when that prompt changed (its `rev`).
 
 import { el } from "./dom.js";
-import { TERMINAL_STATUSES, nodeProgress, promptProgress } from "./prompt_state.js";
+import { TERMINAL_STATUSES, nodeProgress, promptProgress } from "../state/prompt_state.js";
 
 const TERMINAL = new Set(TERMINAL_STATUSES);
 const MAX_THUMBS = 4;

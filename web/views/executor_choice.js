@@ -3,7 +3,7 @@
 // workflow file. Never a key: the RunPod API key stays on the server.
 
 import { el } from "./dom.js";
-import { executorChoice } from "./queue_hook.js";
+import { executorChoice } from "../hooks/queue_hook.js";
 
 /** The endpoint field's placeholder: the server's default endpoint when it has one (pure). */
 export function endpointPlaceholder(defaultEndpoint) {
