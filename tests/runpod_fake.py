@@ -138,7 +138,7 @@ class FakeRunpod:
         api_key: str = "test-key",
         endpoints: tuple[str, ...] = ("ep-test",),
         *,
-        worker_key: str = "worker-key",
+        worker_key: str = "worker-key-5d1e0c7a9b3f",
         result_ttl: float = 1800.0,
         take_poll: float = 2.0,
         stop_poll: float = 2.0,

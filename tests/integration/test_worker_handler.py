@@ -304,8 +304,15 @@ async def test_bad_input_fails_with_a_clear_error(client, worker, job_input, exp
     assert "Traceback" not in (final.error or "")
 
 
-async def test_worker_log_has_no_secrets(worker):
-    assert KEY not in worker.log_text()
+async def test_worker_log_has_no_secrets(client, worker, fake):
+    """The worker's own secrets: its RunPod worker key, and a comfy.org key a job brings."""
+    comfy_org_key = "comfyorg-secret-0123456789abcdef"
+    job_input = {"workflow": slow_prompt("secret", 0.1, 1), "api_key_comfy_org": comfy_org_key}
+    final, _ = await follow(client, (await client.run(EP, job_input)).id)
+    assert final.status == "COMPLETED", (final, worker.log_text()[-3000:])
+    log = worker.log_text()
+    assert "Job" in log or "job" in log  # the worker did log about the job
+    assert comfy_org_key not in log and fake.worker_key not in log
 
 
 def test_worker_stops_gracefully_on_sigterm(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -130,7 +129,7 @@ async def test_cancel_queued_job_removes_it_from_the_queue(fake, session):
     client = client_for(fake, session)
     job = await client.run(EP, {})
     assert (await client.cancel(EP, job.id)).status == "CANCELLED"
-    assert fake._queue[EP] == deque()
+    assert (await client.status(EP, job.id)).status == "CANCELLED"
 
 
 async def test_failed_job_reports_error(fake, session):
