@@ -29,7 +29,7 @@ from parallel_runs_node.parallel_runs.client.process import ComfyProcess
 
 pytestmark = pytest.mark.comfy
 
-KEY = "rpa_hostile0000000000000000000000000000"
+KEY = "test-hostile-key-00000000000000000000"
 TIMEOUT = 2  # PARALLEL_RUNS_REMOTE_TIMEOUT for A: a stalled answer counts as failed after it
 ENDINGS = {"execution_success", "execution_error", "execution_interrupted"}
 
