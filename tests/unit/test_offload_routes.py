@@ -589,3 +589,12 @@ async def test_the_registry_is_flushed_at_exit(tmp_path, fake):
         hook()
     (stored,) = json.loads(registry.path.read_text())["jobs"]
     assert stored["status"] == "running" and stored["remote_status"] == "IN_PROGRESS"
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [(None, 30.0), ("2", 2.0), ("0", 1.0), ("99999", 600.0), ("nan", 30.0), ("soon", 30.0)],
+)
+def test_the_remote_timeout_is_read_from_the_environment_and_bounded(tmp_path, value, seconds):
+    env = {} if value is None else {"PARALLEL_RUNS_REMOTE_TIMEOUT": value}
+    assert OffloadConfig(tmp_path, env=env).remote_timeout == seconds

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -119,7 +120,7 @@ class OffloadConfig:
             seconds = float(self._env.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT)
         except ValueError:
             return DEFAULT_TIMEOUT
-        return min(max(seconds, 1.0), 600.0) if seconds == seconds else DEFAULT_TIMEOUT
+        return DEFAULT_TIMEOUT if math.isnan(seconds) else min(max(seconds, 1.0), 600.0)
 
     @property
     def allowed_hosts(self) -> frozenset[str]:
