@@ -1,4 +1,4 @@
-// Benchmark: per-prompt store (web/prompt_state.js) vs a single-active-prompt baseline.
+// Benchmark: per-prompt store (web/state/prompt_state.js) vs a single-active-prompt baseline.
 //
 // Run: node --expose-gc bench/prompt_state_bench.mjs [--rounds N] [--warmup N] [--total N]
 //      [--concurrent N] [--cap N] [--seed N]

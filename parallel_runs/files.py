@@ -13,6 +13,7 @@ import os
 import re
 import unicodedata
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 MAX_NAME = 120
@@ -49,7 +50,7 @@ def plain_name(name: object, fallback: str = "output.png") -> str:
     return _shorten(_not_a_device(stem), "." + suffix[:16])
 
 
-def checked_name(name: object, allowed_suffixes: Iterable[str]) -> str:
+def checked_name(name: object, allowed_suffixes: AbstractSet[str]) -> str:
     """A plain name for `name`, or UnsafeFileName for anything that tries to leave the folder
     (`..`, absolute paths, drive letters, NUL bytes) or has a type not in `allowed_suffixes`."""
     if not isinstance(name, str) or not name.strip():
@@ -67,7 +68,7 @@ def checked_name(name: object, allowed_suffixes: Iterable[str]) -> str:
     if not dot or not stem:
         raise UnsafeFileName(f"file name without a known extension: {name!r}")
     suffix = "." + suffix.lower()
-    if suffix not in set(allowed_suffixes):
+    if suffix not in allowed_suffixes:
         raise UnsafeFileName(f"file type {suffix} is not saved: {name!r}")
     return _not_a_device(stem)[: MAX_NAME - len(suffix)] + suffix
 

@@ -1,5 +1,5 @@
 // Parallel Runs: ComfyUI web extension entry. Thin wiring only: state logic lives in
-// prompt_state.js (pure), each piece of frontend wiring in its own module.
+// state/prompt_state.js (pure), each piece of frontend wiring in its own module.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import { installCanvasScope } from "./hooks/canvas_scope.js";

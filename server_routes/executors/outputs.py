@@ -24,8 +24,6 @@ from typing import Any
 
 from ...parallel_runs.files import UnsafeFileName, checked_name, inside, unique_names
 
-_SUFFIXES = "png jpg jpeg webp gif bmp tif tiff mp4 webm mov mkv avi wav mp3 flac ogg opus m4a"
-ALLOWED_SUFFIXES = frozenset(f".{s}" for s in (_SUFFIXES + " json txt glb gltf obj").split(" "))
 TEMP_PREFIX, TEMP_SUFFIX = ".parallel-runs-", ".part"
 _TEXT_SUFFIXES = frozenset({".json", ".txt", ".gltf", ".obj"})
 
@@ -65,6 +63,8 @@ _SIGNATURES: dict[str, Any] = {
     ".opus": lambda d: d.startswith(b"OggS"),
     ".glb": lambda d: d.startswith(b"glTF"),
 }
+# The types saved: those whose contents can be checked, by signature or as text.
+ALLOWED_SUFFIXES = frozenset(_SIGNATURES) | _TEXT_SUFFIXES
 
 
 class OutputTooLarge(ValueError):

@@ -1,4 +1,4 @@
-// Unit tests for web/prompt_state.js (run: node --test tests/web/).
+// Unit tests for web/state/prompt_state.js (run: node --test tests/web/).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 

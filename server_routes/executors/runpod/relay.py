@@ -1,10 +1,10 @@
 """Follow offloaded RunPod jobs and replay them into ComfyUI's websocket as if they ran here.
 
 One asyncio task per job polls `/status` on an adaptive schedule (`poll_planner`), turns the
-worker's progress dicts into ComfyUI's own events (`relay_events`) for the prompt's client,
+worker's progress dicts into ComfyUI's own events (`events`) for the prompt's client,
 saves the result files into the output folder (whether or not a browser listens) and records
 every status change in the job registry, so a restarted ComfyUI picks the jobs up again.
-How a job ends (its files, its last record, its final events) is `relay_endings`.
+How a job ends (its files, its last record, its final events) is `endings`.
 """
 
 from __future__ import annotations
