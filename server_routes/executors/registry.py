@@ -22,125 +22,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ...parallel_runs.limits import (
-    MAX_ERROR_CHARS,
-    MAX_KIND_CHARS,
-    MAX_NODE_ID_CHARS,
-    bounded_id,
-    clip,
-    clip_optional,
-)
+from .records import JobRecord
 from .state_files import write_private
 
 log = logging.getLogger(__name__)
-
-Status = Literal["queued", "running", "success", "error", "interrupted"]
-ACTIVE: frozenset[str] = frozenset({"queued", "running"})
 KEEP_FINISHED = 200
-
-
-class SavedFile(BaseModel):
-    """One output as ComfyUI's /view addresses it."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    filename: str
-    subfolder: str
-    type: Literal["output"] = "output"
-
-
-class JobError(BaseModel):
-    """An error as the UI shows it and the registry keeps it: its texts come from the remote
-    side, so they are clipped here, on the one path every stored or sent error takes."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    type: str
-    message: str
-    node_id: str | None = None
-    node_type: str | None = None
-
-    @field_validator("message")
-    @classmethod
-    def _clip_message(cls, value: str) -> str:
-        return clip(value, MAX_ERROR_CHARS)
-
-    @field_validator("type", "node_type")
-    @classmethod
-    def _clip_kind(cls, value: str | None) -> str | None:
-        return clip_optional(value, MAX_KIND_CHARS)
-
-    @field_validator("node_id")
-    @classmethod
-    def _bound_node(cls, value: str | None) -> str | None:
-        return bounded_id(value, MAX_NODE_ID_CHARS)
-
-
-def _ms(seconds: float | None) -> int | None:
-    return None if seconds is None else int(seconds * 1000)
-
-
-class JobRecord(BaseModel):
-    """What we know about one offloaded prompt."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    prompt_id: str
-    job_id: str | None = None  # None until RunPod accepted the job
-    endpoint_id: str
-    client_id: str | None = None
-    workflow_id: str | None = None
-    status: Status = "queued"
-    remote_status: str | None = None
-    created_at: float = Field(default_factory=time.time)
-    updated_at: float = Field(default_factory=time.time)
-    started_at: float | None = None
-    finished_at: float | None = None
-    node_types: dict[str, str] = Field(default_factory=dict)  # node id -> class_type
-    output_node: str | None = None  # where outputs without a node of their own are shown
-    outputs: dict[str, list[SavedFile]] = Field(default_factory=dict)
-    error: JobError | None = None
-    warning: str | None = None  # the remote side is failing to answer; cleared on recovery
-
-    @field_validator("client_id", "workflow_id")
-    @classmethod
-    def _bound_id(cls, value: str | None) -> str | None:
-        return bounded_id(value)
-
-    @field_validator("warning")
-    @classmethod
-    def _clip_warning(cls, value: str | None) -> str | None:
-        return clip_optional(value, MAX_ERROR_CHARS)
-
-    @property
-    def active(self) -> bool:
-        return self.status in ACTIVE
-
-    @property
-    def executor(self) -> str:
-        return f"runpod:{self.endpoint_id}"
-
-    def summary(self) -> dict[str, Any]:
-        """The JobSummary shape GET /parallel/jobs lists (times in ms since the epoch)."""
-        return {
-            "prompt_id": self.prompt_id,
-            "status": self.status,
-            "executor": self.executor,
-            "client_id": self.client_id,
-            "workflow_id": self.workflow_id,
-            "queued_at": _ms(self.created_at),
-            "started_at": _ms(self.started_at),
-            "finished_at": _ms(self.finished_at),
-            "error": self.error.model_dump() if self.error else None,
-            "warning": self.warning,
-            "outputs": {
-                node: {"images": [f.model_dump() for f in files]}
-                for node, files in self.outputs.items()
-            }
-            or None,
-        }
 
 
 class RegistryFile(BaseModel):

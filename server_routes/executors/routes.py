@@ -36,7 +36,8 @@ from ...parallel_runs.runpod.client import (
 from ...parallel_runs.safe_json import JsonTooDeep
 from ...parallel_runs.validation import first_problem
 from .inputs import InputsTooLarge, PromptInputError, attach_input_images
-from .registry import JobRecord, JobRegistry
+from .records import JobRecord
+from .registry import JobRegistry
 from .runpod.config import (
     ALLOW_REMOTE_ENV,
     ENDPOINT_ID_PATTERN,
@@ -407,7 +408,7 @@ def offload_routes(deps: OffloadDeps) -> web.RouteTableDef:
             {
                 **r.summary(),
                 "job_id": r.job_id,
-                "endpoint_id": r.endpoint_id,
+                "endpoint_id": r.target,
                 "remote_status": r.remote_status,
             }
             for r in deps.registry.all()

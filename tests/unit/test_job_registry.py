@@ -15,7 +15,8 @@ import pytest
 from offload_harness import writer_threads
 
 from parallel_runs_node.server_routes.executors import registry as job_registry
-from parallel_runs_node.server_routes.executors.registry import JobError, JobRecord, JobRegistry
+from parallel_runs_node.server_routes.executors.records import JobError, JobRecord
+from parallel_runs_node.server_routes.executors.registry import JobRegistry
 from parallel_runs_node.server_routes.jobs.routes import JobSummary
 
 

@@ -24,7 +24,7 @@ from offload_harness import (
 )
 from runpod_fake import Outcome, png_bytes, running_fake
 
-from parallel_runs_node.server_routes.executors.registry import JobRecord
+from parallel_runs_node.server_routes.executors.records import JobRecord
 from parallel_runs_node.server_routes.executors.routes import OffloadGuard, RequestError
 from parallel_runs_node.server_routes.executors.runpod import config as offload_config
 from parallel_runs_node.server_routes.executors.runpod.config import OffloadConfig

@@ -26,12 +26,8 @@ from runpod_fake import Outcome, png_bytes, running_fake
 from parallel_runs_node.parallel_runs.runpod.client import RunpodClient
 from parallel_runs_node.parallel_runs.runpod.models import MAX_PREVIEW_CHARS, JobStatus
 from parallel_runs_node.server_routes.executors.outputs import OutputSaver
-from parallel_runs_node.server_routes.executors.registry import (
-    JobError,
-    JobRecord,
-    JobRegistry,
-    SavedFile,
-)
+from parallel_runs_node.server_routes.executors.records import JobError, JobRecord, SavedFile
+from parallel_runs_node.server_routes.executors.registry import JobRegistry
 from parallel_runs_node.server_routes.executors.runpod.endings import JobEndings
 from parallel_runs_node.server_routes.executors.runpod.events import (
     EventMapper,

@@ -20,7 +20,8 @@ from typing import Any
 from ....parallel_runs.limits import MAX_ERROR_CHARS, clip
 from ....parallel_runs.runpod.models import JobStatus
 from ..outputs import OutputSaver
-from ..registry import JobError, JobRecord, JobRegistry, SavedFile
+from ..records import JobError, JobRecord, SavedFile
+from ..registry import JobRegistry
 from .events import Event, EventMapper
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from ....parallel_runs.runpod.models import WorkerPreview, WorkerProgress
 from ....parallel_runs.validation import field_path
-from ..registry import JobError, SavedFile
+from ..records import JobError, SavedFile
 
 Event = tuple[str, dict[str, Any]]
 log = logging.getLogger(__name__)

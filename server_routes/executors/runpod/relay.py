@@ -30,7 +30,8 @@ from ....parallel_runs.runpod.client import (
 from ....parallel_runs.runpod.models import JobStatus
 from ...clients import connected_clients
 from ..outputs import OutputSaver
-from ..registry import JobRecord, JobRegistry
+from ..records import JobRecord
+from ..registry import JobRegistry
 from .endings import JobEndings
 from .events import (
     PREVIEW_FLAG,
@@ -183,7 +184,7 @@ class Relay:
         self.registry.add(record)
         try:
             await self.registry.saved()  # on disk before credit is spent: a crash is then seen
-            status = await client.run(record.endpoint_id, job_input)
+            status = await client.run(record.target, job_input)
         except RunpodError as exc:
             if exc.status == 0:  # the request may have reached RunPod: keep a trace
                 await self.endings.fail(
@@ -266,9 +267,7 @@ class Relay:
         if record.job_id is None:
             raise StillSubmitting(prompt_id)
         try:
-            status: JobStatus | None = await self._clients().cancel(
-                record.endpoint_id, record.job_id
-            )
+            status: JobStatus | None = await self._clients().cancel(record.target, record.job_id)
         except RunpodNotFound:
             status = None  # gone on RunPod's side: nothing left to stop
         # while RunPod answered, the job may have ended (the follower, or a second cancel)
@@ -277,7 +276,7 @@ class Relay:
         if not record.active or (follow is not None and follow.finishing):
             return record
         if status is not None and status.status == "COMPLETED":
-            self._nudge(record.endpoint_id)  # the follower collects the result
+            self._nudge(record.target)  # the follower collects the result
             return record
         if follow is not None and follow.task is not None:
             follow.task.cancel()
@@ -325,7 +324,7 @@ class Relay:
                 # the bar moved `fraction` in `reached - since`: it ends at that pace
                 ends = reached + (reached - since) * (1.0 - fraction) / fraction
                 guesses.append(ends - now)
-        estimate = self._stats_for(follow.record.endpoint_id).estimate
+        estimate = self._stats_for(follow.record.target).estimate
         overdue = max(1.0, 0.5 * (estimate or 0.0))
         if estimate is not None:  # recent jobs of this endpoint predict best
             return estimate - elapsed, overdue, True
@@ -346,25 +345,25 @@ class Relay:
                 del self._follows[follow.record.prompt_id]
 
     async def _loop(self, follow: _Follow) -> None:
-        seen_news = self._news.get(follow.record.endpoint_id, 0)
+        seen_news = self._news.get(follow.record.target, 0)
         while True:
             record = follow.record
             now = self._clock()
             remaining, overdue, learned = self._remaining(follow, now)
             # news of a sibling (which may have come while this job was mid-request)
-            news = self._news.get(record.endpoint_id, 0)
+            news = self._news.get(record.target, 0)
             woken, seen_news = news != seen_news, news
             planned = follow.planner.delay(
                 now, record.remote_status, remaining, overdue, learned, woken=woken
             )
-            if await self._sleep(record.endpoint_id, max(planned, follow.backoff)):
+            if await self._sleep(record.target, max(planned, follow.backoff)):
                 continue
             now = self._clock()
             follow.planner.spend(now)
             self.polls += 1
             try:
                 client = self._clients()
-                status = await client.status(record.endpoint_id, record.job_id or "", once=True)
+                status = await client.status(record.target, record.job_id or "", once=True)
             except Exception as exc:
                 ending = self._poll_failed(follow, exc, now)
                 if ending is None:
@@ -407,7 +406,7 @@ class Relay:
         if isinstance(exc, RunpodNotFound):
             return "expired", (
                 f"RunPod no longer knows job {record.job_id} on "
-                f"endpoint {record.endpoint_id}: results are kept only 30 minutes "
+                f"endpoint {record.target}: results are kept only 30 minutes "
                 "after a job ends (or the job was purged). Queue the prompt again."
             )
         if isinstance(exc, RunpodAuthError):
@@ -432,7 +431,7 @@ class Relay:
             follow.unexpected += 1
             if follow.unexpected >= self._max_unexpected:
                 return "relay_error", (
-                    f"stopped following job {record.job_id} on endpoint {record.endpoint_id} "
+                    f"stopped following job {record.job_id} on endpoint {record.target} "
                     f"after {follow.unexpected} failed status checks in a row "
                     f"({type(exc).__name__}); the job may still run, and bill, on RunPod: "
                     "check or cancel it in the endpoint's requests there, and see ComfyUI's "
@@ -510,8 +509,8 @@ class Relay:
             seconds = now - follow.running_since
         if not seconds or status.status != "COMPLETED":
             return
-        stats = self._stats_for(follow.record.endpoint_id)
+        stats = self._stats_for(follow.record.target)
         before = stats.estimate
         stats.observe(seconds)
         if before is None or abs(stats.estimate - before) > 0.1 * before:
-            self._nudge(follow.record.endpoint_id)
+            self._nudge(follow.record.target)
