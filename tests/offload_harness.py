@@ -198,7 +198,7 @@ def build_app(
         listen=listen,
         saver=OutputSaver(base / "output", **dict(saver_limits or {})),
         client_options={"retry": FAST_RETRY},
-        relay_options=FAST_RELAY,
+        runpod_options=FAST_RELAY,
         at_exit=at_exit,
     )
     app = web.Application()

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from .. import safe_json
 from ..validation import describe
-from .models import JobStatus
+from .models import EndpointHealth, JobStatus
 
 DEFAULT_BASE_URL = "https://api.runpod.ai/v2"
 # RunPod refuses `/run` bodies above 10 MB; checking first gives a clear error, not a 413.
@@ -187,6 +187,11 @@ class RunpodClient:
     async def cancel(self, endpoint_id: str, job_id: str) -> JobStatus:
         url = self._url(endpoint_id, "cancel", _check_id("job id", job_id))
         return await self._call("POST", url, JobStatus, body=b"")
+
+    async def health(self, endpoint_id: str) -> EndpointHealth:
+        """Queue length and workers of an endpoint (one request: a caller choosing where to
+        run wants a quick answer, not retries)."""
+        return await self._call("GET", self._url(endpoint_id, "health"), EndpointHealth, retries=0)
 
     # ------------------------------------------------------------------ plumbing
 

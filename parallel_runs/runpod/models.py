@@ -54,6 +54,24 @@ class JobStatus(_Answer):
         return self.status in FINAL_STATES
 
 
+class HealthJobs(_Answer):
+    inQueue: int = Field(default=0, ge=0)
+    inProgress: int = Field(default=0, ge=0)
+
+
+class HealthWorkers(_Answer):
+    idle: int = Field(default=0, ge=0)
+    running: int = Field(default=0, ge=0)
+    initializing: int = Field(default=0, ge=0)
+
+
+class EndpointHealth(_Answer):
+    """`GET /health`: how many jobs wait or run, and how many workers are up."""
+
+    jobs: HealthJobs = Field(default_factory=HealthJobs)
+    workers: HealthWorkers = Field(default_factory=HealthWorkers)
+
+
 # --------------------------------------------------------------------------- worker contract
 
 

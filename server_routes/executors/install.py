@@ -1,8 +1,9 @@
 """Wire the offload parts together for a PromptServer (or a test's bare application).
 
-`install_offload` builds the config, registry, output saver and relay, and returns the routes,
-a jobs source for GET /parallel/jobs and the start-up/shutdown context that opens the HTTP
-session, resumes unfinished jobs and cancels the follow tasks on shutdown.
+`install_offload` builds the config, registry, output saver, the executors (RunPod today) and
+the relay, and returns the routes, a jobs source for GET /parallel/jobs and the
+start-up/shutdown context that opens the HTTP session, resumes unfinished jobs and cancels the
+follow tasks on shutdown.
 
 ComfyUI 0.3.75 leaves its event loop on Ctrl-C without running the app's cleanup, so in ComfyUI
 the registry is also flushed from `atexit` (the last deferred changes would be lost otherwise).
@@ -23,12 +24,14 @@ from ...parallel_runs.runpod.client import RunpodClient
 from ..jobs.routes import JobSummary
 from .outputs import OutputSaver
 from .registry import JobRegistry
+from .relay import Relay, Send, server_recipients
 from .routes import OffloadDeps, offload_routes
 from .runpod.config import OffloadConfig
-from .runpod.relay import MissingApiKey, Relay, Send, server_recipients
+from .runpod.executor import MissingApiKey, RunpodExecutor
 from .state_files import state_directory
 
-REGISTRY_FILE = "offload_jobs.json"
+REGISTRY_FILE = "offload_jobs.sqlite3"
+LEGACY_REGISTRY_FILE = "offload_jobs.json"  # the JSON registry of earlier versions: imported once
 AtExit = Callable[[Callable[[], None]], object]  # atexit.register's shape
 
 
@@ -76,12 +79,14 @@ def install_offload(
     listen: str | None = None,
     send: Send | None = None,
     saver: OutputSaver | None = None,
-    relay_options: Mapping[str, Any] | None = None,
+    runpod_options: Mapping[str, Any] | None = None,
     client_options: Mapping[str, Any] | None = None,
     at_exit: AtExit | None = None,
 ) -> Offload:
     """Everything offload needs; ComfyUI's own values are used for what is not given.
-    `at_exit` (atexit.register in ComfyUI) gets the registry's flush for process exit."""
+    `runpod_options` go to the RunPod executor (its clock, retry delays, ...), `client_options`
+    to each RunPod client. `at_exit` (atexit.register in ComfyUI) gets the registry's flush for
+    process exit."""
     if user_dir is None or folders is None or node_classes is None or listen is None:
         defaults = _comfy_defaults()
         user_dir = user_dir or defaults["user_dir"]
@@ -90,7 +95,7 @@ def install_offload(
         listen = listen or defaults["listen"]
     state = state_directory(user_dir)
     config = OffloadConfig(state, env=env, listen=listen)
-    registry = JobRegistry(state / REGISTRY_FILE)
+    registry = JobRegistry(state / REGISTRY_FILE, migrate_from=state / LEGACY_REGISTRY_FILE)
     if at_exit is not None:
         at_exit(registry.flush)  # a no-op when everything is on disk, so harmless twice
     holder = _Session()
@@ -104,15 +109,14 @@ def install_offload(
         options = {"timeout": config.remote_timeout, **dict(client_options or {})}
         return RunpodClient(holder.session, key, config.base_url, **options)
 
-    options = dict(relay_options or {})
-    if send is None:  # in ComfyUI: previews go by each connected client's own feature flags
-        options.setdefault("recipients", server_recipients(server))
+    runpod = RunpodExecutor(config, clients, **dict(runpod_options or {}))
     relay = Relay(
         registry,
         saver or OutputSaver(Path(folders["output"])),
         send or server.send_sync,
-        clients,
-        **options,
+        {runpod.kind: runpod},
+        # in ComfyUI: previews go by each connected client's own feature flags
+        recipients=server_recipients(server) if send is None else None,
     )
     deps = OffloadDeps(config, registry, relay, node_classes, folders)
 

@@ -1,5 +1,6 @@
-"""`/parallel/offload/...`: queue a prompt on a RunPod endpoint, cancel it, list the offloaded
-jobs, and read/write the offload settings (the API key is write-only).
+"""`/parallel/offload/...`: queue a prompt on another executor (`"runpod:<endpoint>"`), cancel
+it, list the offloaded jobs, read/write the offload settings (the API key is write-only); and
+`/parallel/executors`: which executors there are and how busy each is.
 
 Everything a request carries is validated before any network call; a refused request changes
 nothing. Errors answer `{"error": {"type", "message", "field"?}}`. Every POST passes the
@@ -11,11 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,20 +24,12 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ...parallel_runs import safe_json
-from ...parallel_runs.runpod.client import (
-    MAX_RUN_BYTES,
-    RunpodAuthError,
-    RunpodBadRequest,
-    RunpodError,
-    RunpodNotFound,
-    RunpodPayloadTooLarge,
-    RunpodRateLimited,
-)
 from ...parallel_runs.safe_json import JsonTooDeep
 from ...parallel_runs.validation import first_problem
-from .inputs import InputsTooLarge, PromptInputError, attach_input_images
+from .contract import EXECUTOR_RE, LOCAL, ExecutorRefused, PromptJob, split_executor
 from .records import JobRecord
 from .registry import JobRegistry
+from .relay import Relay, StillSubmitting
 from .runpod.config import (
     ALLOW_REMOTE_ENV,
     ENDPOINT_ID_PATTERN,
@@ -45,7 +37,6 @@ from .runpod.config import (
     OffloadConfig,
     is_loopback_host,
 )
-from .runpod.relay import MissingApiKey, Relay, StillSubmitting
 
 NODE_ID_PATTERN = r"^[A-Za-z0-9_:.-]{1,64}$"
 IMAGE_OUTPUTS = ("SaveImage", "PreviewImage")
@@ -66,8 +57,24 @@ class OffloadPrompt(BaseModel):
 
     prompt: dict[str, PromptNode] = Field(min_length=1, max_length=5000)
     client_id: str = Field(min_length=1, max_length=200)
-    endpoint_id: str | None = Field(default=None, pattern=ENDPOINT_ID_PATTERN)
+    executor: str | None = Field(default=None, pattern=EXECUTOR_RE.pattern)
+    endpoint_id: str | None = Field(default=None, pattern=ENDPOINT_ID_PATTERN)  # older form
     extra_data: dict[str, Any] | None = None
+
+    def executor_choice(self) -> tuple[str, str | None]:
+        """(kind, name): `executor` as given, else the older `endpoint_id` (a RunPod one),
+        else RunPod's configured endpoint."""
+        if self.executor is not None:
+            kind, name = split_executor(self.executor)
+            if self.endpoint_id is not None and (kind, name) != ("runpod", self.endpoint_id):
+                raise RequestError(
+                    400,
+                    "invalid_request",
+                    "give either executor or endpoint_id, not both",
+                    "endpoint_id",
+                )
+            return kind, name
+        return "runpod", self.endpoint_id
 
 
 class CancelRequest(BaseModel):
@@ -247,97 +254,47 @@ def _workflow_id(extra_data: Mapping[str, Any] | None) -> str | None:
     return str(value) if value is not None else None
 
 
-def runpod_failure(exc: RunpodError) -> RequestError:
-    """What a RunPod error means to the user of the ComfyUI UI."""
-    if isinstance(exc, RunpodAuthError):
-        return RequestError(
-            401,
-            "auth",
-            f"{exc.message} (HTTP {exc.status}): check "
-            "RUNPOD_API_KEY or the key in the Parallel Runs settings",
-        )
-    if isinstance(exc, RunpodNotFound):
-        return RequestError(
-            400,
-            "unknown_endpoint",
-            "RunPod does not know this endpoint (or the key cannot see it): check the endpoint id",
-            "endpoint_id",
-        )
-    if isinstance(exc, RunpodPayloadTooLarge):
-        return RequestError(413, "payload_too_large", exc.message)
-    if isinstance(exc, RunpodRateLimited):
-        return RequestError(429, "rate_limited", f"{exc.message}; try again in a moment")
-    if isinstance(exc, RunpodBadRequest):
-        return RequestError(400, "runpod_bad_request", exc.message)
-    return RequestError(502, "runpod_unavailable", f"{exc.message}; try again later")
-
-
-def _job_input(body: OffloadPrompt, deps: OffloadDeps) -> dict[str, Any]:
-    prompt = {
-        node_id: node.model_dump(by_alias=True, exclude_none=True)
-        for node_id, node in body.prompt.items()
-    }
-    try:
-        attached = attach_input_images(prompt, deps.folders, MAX_RUN_BYTES)
-    except InputsTooLarge as exc:
-        raise RequestError(
-            413, "payload_too_large", str(exc), f"prompt.{exc.node_id}.inputs"
-        ) from None
-    except PromptInputError as exc:
-        raise RequestError(400, "missing_input", str(exc), f"prompt.{exc.node_id}.inputs") from None
-    job_input: dict[str, Any] = {"workflow": attached.prompt}
-    if attached.images:
-        job_input["images"] = attached.images
-    size = len(json.dumps({"input": job_input}, separators=(",", ":")).encode())
-    if size > MAX_RUN_BYTES:
-        raise RequestError(
-            413,
-            "payload_too_large",
-            f"the prompt with its {len(attached.images)} input file(s) "
-            f"is {size / 1e6:.1f} MB; RunPod accepts at most {MAX_RUN_BYTES / 1e6:.1f} MB per "
-            "job: use smaller input images",
-        )
-    return job_input
+def refused(exc: ExecutorRefused, field_name: str = "executor") -> RequestError:
+    """An executor's refusal as the routes answer it; `field_name` is what the request called
+    the executor (the older requests named a RunPod `endpoint_id`)."""
+    field = field_name if exc.field == "executor" else exc.field
+    return RequestError(exc.status, exc.kind, exc.message, field)
 
 
 async def submit_prompt(body: OffloadPrompt, deps: OffloadDeps) -> JobRecord:
     """Validate everything, then hand the job to the relay. Raises RequestError."""
-    if not deps.config.allowed:
-        raise RequestError(409, "offload_refused", deps.config.allowed_detail())
-    endpoint_id = body.endpoint_id or deps.config.endpoint_id
-    if not endpoint_id:
+    kind, name = body.executor_choice()
+    named = "executor" if body.executor is not None else "endpoint_id"
+    if kind == LOCAL:
         raise RequestError(
-            400,
-            "no_endpoint",
-            "no RunPod endpoint is chosen: set the endpoint id in the Parallel Runs settings",
-            "endpoint_id",
+            400, "local_executor", "local prompts go to ComfyUI's own /prompt", named
         )
-    key = deps.config.api_key()
-    if not key:
-        raise RequestError(400, "missing_api_key", str(MissingApiKey()))
-    output_node = check_prompt(body.prompt, deps.node_classes)
-    if key in body.model_dump_json():
+    executor = deps.relay.executors.get(kind)
+    if executor is None:
+        known = ", ".join(sorted(deps.relay.executors)) or "none"
         raise RequestError(
-            400,
-            "secret_in_request",
-            "the request contains the RunPod API key; "
-            "remove it from the workflow (it would reach the worker and PNGs)",
+            400, "unknown_executor", f"no executor kind {kind!r} (known: {known})", named
         )
-    job_input = await asyncio.to_thread(_job_input, body, deps)
-    record = JobRecord(
-        prompt_id=str(uuid.uuid4()),
-        endpoint_id=endpoint_id,
-        client_id=body.client_id,
-        workflow_id=_workflow_id(body.extra_data),
-        node_types={nid: node.class_type for nid, node in body.prompt.items()},
-        output_node=output_node,
-    )
     try:
-        record = await deps.relay.submit(record, job_input)
-    except MissingApiKey as exc:
-        raise RequestError(400, "missing_api_key", str(exc)) from None
-    except RunpodError as exc:
-        raise runpod_failure(exc) from None
+        executor_id = executor.resolve(name)
+        output_node = check_prompt(body.prompt, deps.node_classes)
+        prompt = {
+            node_id: node.model_dump(by_alias=True, exclude_none=True)
+            for node_id, node in body.prompt.items()
+        }
+        job = PromptJob(prompt, deps.folders, body.extra_data)
+        prepared = await executor.prepare(executor_id, job)
+        record = JobRecord(
+            prompt_id=str(uuid.uuid4()),
+            executor=executor_id,
+            client_id=body.client_id,
+            workflow_id=_workflow_id(body.extra_data),
+            node_types={nid: node.class_type for nid, node in body.prompt.items()},
+            output_node=output_node,
+        )
+        record = await deps.relay.submit(record, prepared)
+    except ExecutorRefused as exc:
+        raise refused(exc, named) from None
     # Answer only once the prompt -> job mapping is on disk: a ComfyUI stopped right after
     # must still follow the job it said it queued. A failed write is logged by the registry;
     # the job runs and is followed all the same.
@@ -396,10 +353,8 @@ def offload_routes(deps: OffloadDeps) -> web.RouteTableDef:
             return RequestError(
                 409, "submitting", "the prompt is still being submitted; cancel again in a moment"
             ).response()
-        except MissingApiKey as exc:
-            return RequestError(400, "missing_api_key", str(exc)).response()
-        except RunpodError as exc:
-            return runpod_failure(exc).response()
+        except ExecutorRefused as exc:
+            return refused(exc).response()
         return web.json_response({"prompt_id": record.prompt_id, "status": record.status})
 
     @routes.get("/parallel/offload/jobs")
@@ -408,12 +363,26 @@ def offload_routes(deps: OffloadDeps) -> web.RouteTableDef:
             {
                 **r.summary(),
                 "job_id": r.job_id,
-                "endpoint_id": r.target,
+                "endpoint_id": r.target if r.kind == "runpod" else None,  # the older field
                 "remote_status": r.remote_status,
             }
             for r in deps.registry.all()
         ]
         return web.json_response({"jobs": jobs})
+
+    @routes.get("/parallel/executors")
+    async def get_executors(_request: web.Request) -> web.Response:
+        """Each usable executor with its health (reachable, queue, estimated wait)."""
+        named = []
+        for executor in deps.relay.executors.values():
+            with contextlib.suppress(ExecutorRefused):
+                named.append((executor, executor.resolve(None)))
+        healths = await asyncio.gather(*(e.health(name) for e, name in named))
+        listed = [{"executor": LOCAL, "kind": LOCAL}] + [
+            {"executor": h.executor, "kind": e.kind, "health": asdict(h)}
+            for (e, _), h in zip(named, healths, strict=True)
+        ]
+        return web.json_response({"executors": listed})
 
     @routes.get("/parallel/offload/config")
     async def get_config(_request: web.Request) -> web.Response:

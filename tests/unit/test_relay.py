@@ -25,17 +25,23 @@ from runpod_fake import Outcome, png_bytes, running_fake
 
 from parallel_runs_node.parallel_runs.runpod.client import RunpodClient
 from parallel_runs_node.parallel_runs.runpod.models import MAX_PREVIEW_CHARS, JobStatus
+from parallel_runs_node.server_routes.executors.endings import JobEndings
 from parallel_runs_node.server_routes.executors.outputs import OutputSaver
+from parallel_runs_node.server_routes.executors.prompt_events import PromptEvents
 from parallel_runs_node.server_routes.executors.records import JobError, JobRecord, SavedFile
 from parallel_runs_node.server_routes.executors.registry import JobRegistry
-from parallel_runs_node.server_routes.executors.runpod.endings import JobEndings
+from parallel_runs_node.server_routes.executors.relay import Relay, server_recipients
+from parallel_runs_node.server_routes.executors.runpod.config import OffloadConfig
 from parallel_runs_node.server_routes.executors.runpod.events import (
     EventMapper,
     read_preview,
     worker_error_text,
 )
+from parallel_runs_node.server_routes.executors.runpod.executor import (
+    RunpodExecutor,
+    result_update,
+)
 from parallel_runs_node.server_routes.executors.runpod.poll_planner import PollPlanner
-from parallel_runs_node.server_routes.executors.runpod.relay import Relay, server_recipients
 
 TYPES = {"1": "EmptyImage", "2": "KSampler", "3": "SaveImage"}
 
@@ -44,11 +50,17 @@ def progress(**fields) -> dict:
     return {"kind": "progress", **fields}
 
 
-def test_progress_maps_to_comfy_events():
-    mapper = EventMapper("p1", TYPES)
-    assert [e for e, _ in mapper.start()] == ["execution_start"]
-    assert mapper.start() == []  # once
+def test_a_prompt_starts_once():
+    events = PromptEvents("p1", TYPES)
+    assert [e for e, _ in events.start()] == ["execution_start"]
+    assert events.start() == []
+    resumed = PromptEvents("p2", TYPES)
+    resumed.observe([("execution_start", {"prompt_id": "p2"})])  # relayed before
+    assert resumed.start() == []
 
+
+def test_progress_maps_to_comfy_events():
+    mapper = EventMapper("p1")
     events = mapper.progress(progress(node="2", value=3, max=10, executing="2", nodes_done=["1"]))
     assert [e for e, _ in events] == ["executing", "progress", "progress_state"]
     assert events[0][1] == {"node": "2", "display_node": "2", "prompt_id": "p1"}
@@ -69,40 +81,46 @@ def test_progress_maps_to_comfy_events():
 
 
 def test_garbage_progress_is_ignored():
-    mapper = EventMapper("p1", TYPES)
+    mapper = EventMapper("p1")
     for value in (None, "text", [1, 2], {"kind": "other"}, {"value": "x"}):
         assert mapper.progress(value) == []
 
 
-def test_endings_have_comfy_shapes():
-    mapper = EventMapper("p1", TYPES)
-    mapper.progress(progress(executing="2", nodes_done=["1"]))
-    error, _ = mapper.error(JobError(type="RemoteError", message="boom"))
+def relayed(*posts: dict) -> PromptEvents:
+    """A prompt's ending events after the worker's `posts` were relayed."""
+    mapper, events = EventMapper("p1"), PromptEvents("p1", TYPES)
+    for post in posts:
+        events.observe(mapper.progress(post))
+    return events
+
+
+def test_endings_name_the_running_node_and_the_finished_ones():
+    events = relayed(progress(executing="2", nodes_done=["1"]))
+    error, _ = events.error(JobError(type="RemoteError", message="boom"))
     assert error[0] == "execution_error"
     assert error[1]["node_id"] == "2" and error[1]["node_type"] == "KSampler"
     assert error[1]["executed"] == ["1"] and error[1]["exception_message"] == "boom"
-    interrupted, _ = mapper.interrupted()
+    interrupted, _ = events.interrupted()
     assert interrupted[1]["node_id"] == "2" and interrupted[0] == "execution_interrupted"
 
 
 def test_every_ending_is_followed_by_executing_null_as_stock_comfyui_sends_it():
     # ComfyUI 0.3.75: execution.py sends the final event, then main.py's prompt_worker sends
     # `executing {"node": None, "prompt_id"}` (no display_node) however the prompt ended
-    mapper = EventMapper("p1", TYPES)
-    mapper.progress(progress(executing="2"))
+    events = relayed(progress(executing="2"))
     endings = {
-        "execution_success": mapper.success(),
-        "execution_error": mapper.error(JobError(type="RemoteError", message="boom")),
-        "execution_interrupted": mapper.interrupted(),
+        "execution_success": events.success(),
+        "execution_error": events.error(JobError(type="RemoteError", message="boom")),
+        "execution_interrupted": events.interrupted(),
     }
-    for final, events in endings.items():
-        assert [e for e, _ in events] == [final, "executing"]
-        assert events[0][1]["prompt_id"] == "p1"
-        assert events[-1][1] == {"node": None, "prompt_id": "p1"}
+    for final, sent in endings.items():
+        assert [e for e, _ in sent] == [final, "executing"]
+        assert sent[0][1]["prompt_id"] == "p1"
+        assert sent[-1][1] == {"node": None, "prompt_id": "p1"}
 
 
 def test_progress_posts_that_arrive_late_are_dropped():
-    mapper = EventMapper("p1", TYPES)
+    mapper = EventMapper("p1")
     mapper.progress(progress(seq=5, node="2", value=5, max=10, executing="2", nodes_done=["1"]))
     assert mapper.progress(progress(seq=4, node="2", value=4, max=10, executing="2")) == []
     assert mapper.progress(progress(seq=2, node="1", value=1, max=2, executing="1")) == []
@@ -116,7 +134,7 @@ def test_progress_posts_that_arrive_late_are_dropped():
 
 
 def test_posts_without_seq_come_from_older_workers_and_are_all_taken():
-    mapper = EventMapper("p1", TYPES)
+    mapper = EventMapper("p1")
     mapper.progress(progress(node="2", value=5, max=10, executing="2"))
     back = mapper.progress(progress(node="2", value=4, max=10, executing="2"))
     assert [d["value"] for e, d in back if e == "progress"] == [4]
@@ -206,7 +224,7 @@ def preview(node: str = "2", image: bytes | None = None, kind: str = "image/jpeg
 
 
 def test_a_preview_is_relayed_once_until_it_changes():
-    mapper = EventMapper("p1", TYPES)
+    mapper = EventMapper("p1")
     first = mapper.preview(progress(node="2", value=1, max=4, preview=preview()))
     assert first is not None and (first.node, first.image_type) == ("2", "image/jpeg")
     assert first.image == jpeg()
@@ -242,7 +260,7 @@ PNG_B64 = base64.b64encode(png_bytes()).decode()
     ],
 )
 def test_bad_previews_are_ignored_with_a_log_line(caplog, bad, logged):
-    mapper = EventMapper("p1", TYPES)
+    mapper = EventMapper("p1")
     raw = progress(node="2", value=1, max=4, executing="2", preview=bad)
     with caplog.at_level(logging.WARNING):
         assert mapper.preview(raw) is None
@@ -303,6 +321,11 @@ def job_record(client_id: str | None = "tab-new") -> JobRecord:
     )
 
 
+def runpod(tmp_path, clients: Any, **options: Any) -> RunpodExecutor:
+    config = OffloadConfig(tmp_path / "state", env={"RUNPOD_API_KEY": "k"})
+    return RunpodExecutor(config, clients, **options)
+
+
 async def relay_job(
     tmp_path,
     server,
@@ -314,7 +337,7 @@ async def relay_job(
     **options: Any,
 ):
     """Submit one job through a real Relay to the fake's simulated worker; its record.
-    `wrap` may put a fault injector around the real client; `options` go to the Relay."""
+    `wrap` may put a fault injector around the real client; `options` go to the executor."""
     async with (
         running_fake(api_key="k", simulate=outcome) as fake,
         aiohttp.ClientSession() as session,
@@ -325,9 +348,8 @@ async def relay_job(
             registry or JobRegistry(tmp_path / "jobs.json"),
             OutputSaver(tmp_path / "output"),
             server.send_sync,
-            lambda: client,
+            {"runpod": runpod(tmp_path, lambda: client, **options)},
             recipients=server_recipients(server),
-            **options,
         )
         record = job_record(client_id)
         await relay.submit(record, {"workflow": {}})
@@ -472,18 +494,18 @@ async def test_a_finished_job_completed_again_saves_and_sends_nothing(tmp_path):
     server = FakePromptServer({"tab-new": {}})
     endings, registry = endings_for(tmp_path, server)
     registry.add(job_record().model_copy(update={"job_id": "job-1", "status": "running"}))
-    mapper = EventMapper("p-relay", PROMPT_TYPES)
+    events = PromptEvents("p-relay", PROMPT_TYPES)
 
-    first = await endings.completed(job_record(), mapper, completed_status())
+    first = await endings.completed(job_record(), events, result_update(completed_status()))
     assert first.status == "success" and saved_files(tmp_path) == ["out.png"]
     sent = len(server.sent)
-    again = await endings.completed(first, mapper, completed_status())
+    again = await endings.completed(first, events, result_update(completed_status()))
     assert again == registry.get("p-relay") and again.outputs == first.outputs
     assert saved_files(tmp_path) == ["out.png"]  # no out_1.png
     assert len(server.sent) == sent  # no second execution_success
     for late in (
-        endings.fail(first, "expired", "gone", mapper),
-        endings.interrupted(first, mapper, "cancelled"),
+        endings.fail(first, "expired", "gone", events),
+        endings.interrupted(first, events, "cancelled"),
     ):
         assert (await late).status == "success"
     assert len(server.sent) == sent
@@ -498,7 +520,7 @@ async def test_outputs_saved_before_a_restart_are_not_saved_again(tmp_path):
     registry.add(job_record().model_copy(update={"status": "running", "outputs": kept}))
 
     record = await endings.completed(
-        job_record(), EventMapper("p-relay", PROMPT_TYPES), completed_status()
+        job_record(), PromptEvents("p-relay", PROMPT_TYPES), result_update(completed_status())
     )
     assert record.status == "success" and record.outputs == kept
     assert saved_files(tmp_path) == []
@@ -580,7 +602,7 @@ async def test_two_cancels_at_once_interrupt_the_prompt_once(tmp_path):
             JobRegistry(tmp_path / "jobs.json"),
             OutputSaver(tmp_path / "output"),
             server.send_sync,
-            lambda: RunpodClient(session, "k", fake.base_url),
+            {"runpod": runpod(tmp_path, lambda: RunpodClient(session, "k", fake.base_url))},
             recipients=server_recipients(server),
         )
         record = await relay.submit(job_record(), {"workflow": {}})

@@ -1,16 +1,16 @@
-"""ComfyUI websocket events for a job that runs elsewhere (pure: no I/O, no clock but the
-event timestamps). The relay feeds it the worker's progress dicts and the job's ending."""
+"""The RunPod worker's progress values, read as ComfyUI websocket events (pure: no I/O).
+
+While a job runs, RunPod's `status.output` holds the worker's latest progress post
+(`WorkerProgress`): which node executes, a progress bar, finished nodes, progress text and a
+preview. Posts can overtake each other, and the same one is read by many polls."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import hashlib
-import io
 import json
 import logging
-import struct
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,21 +19,10 @@ from pydantic import ValidationError
 
 from ....parallel_runs.runpod.models import WorkerPreview, WorkerProgress
 from ....parallel_runs.validation import field_path
-from ..records import JobError, SavedFile
+from ..prompt_events import Event, RelayPreview
 
-Event = tuple[str, dict[str, Any]]
 log = logging.getLogger(__name__)
-
-PREVIEW_IMAGE = 1  # ComfyUI's BinaryEventTypes: `[u32 1=JPEG|2=PNG][image bytes]`
-PREVIEW_IMAGE_WITH_METADATA = 4  # `[u32 len][metadata json][image bytes]`, flagged clients
-PREVIEW_FLAG = "supports_preview_metadata"
-MAX_PREVIEW_PIXELS = 2048 * 2048  # a preview bigger than this is refused before decoding
 _MAGIC = {"image/jpeg": b"\xff\xd8\xff", "image/png": b"\x89PNG\r\n\x1a\n"}
-_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG"}
-
-
-def _ts() -> int:
-    return int(time.time() * 1000)
 
 
 def worker_error_text(raw: str | None) -> tuple[str, str]:
@@ -49,52 +38,6 @@ def worker_error_text(raw: str | None) -> tuple[str, str]:
         message = str(parsed.get("error_message") or parsed.get("error") or raw)
         return kind[:200], message[:2000]
     return "RemoteError", str(parsed)[:2000]
-
-
-@dataclass(frozen=True)
-class RelayPreview:
-    """A worker's preview frame, checked: decoded bytes whose signature matches its type."""
-
-    node: str
-    image_type: str  # "image/jpeg" | "image/png"
-    image: bytes
-
-    @property
-    def format(self) -> str:
-        return _FORMATS[self.image_type]
-
-    def metadata(self, prompt_id: str) -> dict[str, Any]:
-        """What ComfyUI puts in front of a type-4 frame (node ids as the prompt knows them)."""
-        return {
-            "node_id": self.node,
-            "display_node_id": self.node,
-            "parent_node_id": None,
-            "real_node_id": self.node,
-            "prompt_id": prompt_id,
-            "image_type": self.image_type,
-        }
-
-    def legacy_payload(self) -> bytes:
-        """The type-1 payload: `[u32 1=JPEG|2=PNG]` then the image, as ComfyUI builds it."""
-        return struct.pack(">I", 2 if self.image_type == "image/png" else 1) + self.image
-
-    def picture(self) -> Any | None:
-        """The image decoded with PIL (ComfyUI's type-4 path re-encodes a PIL image), or None
-        when it does not decode or is implausibly large for a preview."""
-        from PIL import Image
-
-        try:
-            picture = Image.open(io.BytesIO(self.image))
-            if picture.format != self.format:
-                raise ValueError(f"a {picture.format} image sent as {self.image_type}")
-            width, height = picture.size
-            if width * height > MAX_PREVIEW_PIXELS:
-                raise ValueError(f"{width}x{height} is too large for a preview")
-            picture.load()
-        except (OSError, ValueError, Image.DecompressionBombError) as error:
-            log.warning("[parallel-runs] preview of node %s ignored: %s", self.node, error)
-            return None
-        return picture.convert("RGB" if self.format == "JPEG" else "RGBA")
 
 
 def read_preview(raw: Any) -> RelayPreview | None:
@@ -125,11 +68,9 @@ def read_preview(raw: Any) -> RelayPreview | None:
 
 @dataclass
 class EventMapper:
-    """Turns one job's remote snapshots into ComfyUI websocket events (pure, no I/O)."""
+    """Turns one job's worker progress posts into ComfyUI's progress events (pure, no I/O)."""
 
     prompt_id: str
-    node_types: Mapping[str, str]
-    started: bool = False
     executing: str | None = None
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)
@@ -137,12 +78,6 @@ class EventMapper:
     node_fraction: float | None = None  # how far along that node is (0..1)
     preview_seen: bytes | None = None  # digest of the last preview value read
     last_seq: int = 0  # the newest worker post seen (its posts can overtake each other)
-
-    def start(self) -> list[Event]:
-        if self.started:
-            return []
-        self.started = True
-        return [("execution_start", {"prompt_id": self.prompt_id, "timestamp": _ts()})]
 
     def progress(self, raw: Any) -> list[Event]:
         """Events for the worker's latest progress value (anything else is ignored)."""
@@ -245,70 +180,3 @@ class EventMapper:
                 for node, state in self.nodes.items()
             },
         }
-
-    def executed(self, outputs: Mapping[str, list[SavedFile]]) -> list[Event]:
-        return [
-            (
-                "executed",
-                {
-                    **self._node_event(node),
-                    "output": {"images": [f.model_dump() for f in files]},
-                },
-            )
-            for node, files in outputs.items()
-        ]
-
-    def _idle(self) -> Event:
-        """What stock ComfyUI (0.3.75 main.py) sends after every prompt, however it ended:
-        `executing` with no node and no `display_node`, after the final event."""
-        return ("executing", {"node": None, "prompt_id": self.prompt_id})
-
-    def success(self) -> list[Event]:
-        return [
-            ("execution_success", {"prompt_id": self.prompt_id, "timestamp": _ts()}),
-            self._idle(),
-        ]
-
-    def _culprit(self, error: JobError) -> tuple[str, str]:
-        node = error.node_id or self.executing or next(iter(self.node_types), "")
-        return node, error.node_type or self.node_types.get(node, "")
-
-    def _executed(self) -> list[str]:
-        return [n for n, s in self.nodes.items() if s["state"] == "finished"]
-
-    def error(self, error: JobError) -> list[Event]:
-        node, node_type = self._culprit(error)
-        return [
-            (
-                "execution_error",
-                {
-                    "prompt_id": self.prompt_id,
-                    "node_id": node,
-                    "node_type": node_type,
-                    "executed": self._executed(),
-                    "exception_message": error.message,
-                    "exception_type": error.type,
-                    "traceback": [],
-                    "current_inputs": {},
-                    "current_outputs": [],
-                    "timestamp": _ts(),
-                },
-            ),
-            self._idle(),
-        ]
-
-    def interrupted(self) -> list[Event]:
-        node, node_type = self._culprit(JobError(type="interrupted", message=""))
-        return [
-            (
-                "execution_interrupted",
-                {
-                    "prompt_id": self.prompt_id,
-                    "node_id": node,
-                    "node_type": node_type,
-                    "executed": self._executed(),
-                    "timestamp": _ts(),
-                },
-            ),
-            self._idle(),
-        ]

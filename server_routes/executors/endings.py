@@ -17,12 +17,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ....parallel_runs.limits import MAX_ERROR_CHARS, clip
-from ....parallel_runs.runpod.models import JobStatus
-from ..outputs import OutputSaver
-from ..records import JobError, JobRecord, SavedFile
-from ..registry import JobRegistry
-from .events import Event, EventMapper
+from ...parallel_runs.limits import MAX_ERROR_CHARS, clip
+from .contract import Finished
+from .outputs import OutputSaver
+from .prompt_events import Event, PromptEvents
+from .records import JobError, JobRecord, SavedFile
+from .registry import JobRegistry
 
 log = logging.getLogger(__name__)
 
@@ -43,50 +43,20 @@ class JobEndings:
         self._announce = announce
 
     async def completed(
-        self, record: JobRecord, mapper: EventMapper, status: JobStatus
+        self, record: JobRecord, events: PromptEvents, finished: Finished
     ) -> JobRecord:
         """Save the result's files into the output folder and end the prompt (once)."""
         current = self.registry.get(record.prompt_id) or record
         if not current.active:
             return current  # already ended (and its files saved): nothing to do twice
-        output = status.output
-        if output is None or output == {}:
-            return await self.fail(
-                current,
-                "no_output",
-                f"RunPod job {status.id} completed without "
-                "any output: make sure the workflow has an output node such as "
-                "SaveImage, and check the worker's log on RunPod",
-                mapper,
-                status.status,
-            )
-        if not isinstance(output, Mapping) or not isinstance(output.get("images", []), list):
-            return await self.fail(
-                current,
-                "bad_output",
-                f"RunPod job {status.id} returned an output "
-                "this package does not understand (expected {'images': [...]}); "
-                "is the endpoint running a ComfyUI worker?",
-                mapper,
-                status.status,
-            )
-        images = output.get("images") or []
-        if output.get("error") and not images:
-            return await self.fail(
-                current,
-                "worker_error",
-                f"the worker reported: {output['error']}",
-                mapper,
-                status.status,
-            )
         subfolder = f"{OUTPUT_FOLDER}/{current.prompt_id}"
         if current.outputs:
             # saved by an earlier run that stopped before the job's end was written
             outputs, problems = current.outputs, []
         else:
-            outputs, problems = await self._save(current, subfolder, images)
-        warnings = [str(e)[:500] for e in output.get("errors") or []][:10]
-        before = mapper.start() + mapper.executed(outputs)
+            outputs, problems = await self._save(current, subfolder, finished.files)
+        warnings = [clip(str(w), 500) for w in finished.warnings][:10]
+        before = events.start() + events.executed(outputs)
         if problems or (warnings and not outputs):
             problems = problems + warnings
             count = sum(len(files) for files in outputs.values())
@@ -95,27 +65,28 @@ class JobEndings:
                 current,
                 "result_refused",
                 f"{kept}{len(problems)} problem(s) with "
-                f"the result of job {status.id}: " + "; ".join(problems[:5]),
-                mapper,
-                status.status,
+                f"the result of job {current.job_id}: " + "; ".join(problems[:5]),
+                events,
+                finished.remote_status,
                 outputs=outputs,
                 before=before,
             )
         if warnings:
             log.warning(
-                "[parallel-runs] %s: worker warnings: %s",
+                "[parallel-runs] %s: warnings from %s: %s",
                 current.prompt_id,
+                current.executor,
                 clip("; ".join(warnings), MAX_ERROR_CHARS),
             )
-        changes = {"status": "success", "remote_status": status.status, "error": None}
-        return await self._end(current, {**changes, "outputs": outputs}, before, mapper.success)
+        changes = {"status": "success", "remote_status": finished.remote_status, "error": None}
+        return await self._end(current, {**changes, "outputs": outputs}, before, events.success)
 
     async def fail(
         self,
         record: JobRecord,
         kind: str,
         message: str,
-        mapper: EventMapper | None = None,
+        events: PromptEvents | None = None,
         remote: str | None = None,
         *,
         outputs: Mapping[str, list[SavedFile]] | None = None,
@@ -124,7 +95,7 @@ class JobEndings:
         """End the prompt with an error the user can act on (`message` says what to do)."""
         error = JobError(type=kind, message=message)
         current = self.registry.get(record.prompt_id) or record
-        mapper = mapper or EventMapper(record.prompt_id, record.node_types)
+        events = events or PromptEvents(record.prompt_id, record.node_types)
         changes: dict[str, Any] = {
             "status": "error",
             "error": error,
@@ -133,21 +104,21 @@ class JobEndings:
         if outputs:
             changes["outputs"] = dict(outputs)
 
-        def events() -> list[Event]:
+        def ending() -> list[Event]:
             log.warning("[parallel-runs] offloaded prompt %s: %s", record.prompt_id, error.message)
-            return mapper.error(error)
+            return events.error(error)
 
-        return await self._end(current, changes, before or [], events)
+        return await self._end(current, changes, before or [], ending)
 
-    async def interrupted(self, record: JobRecord, mapper: EventMapper, why: str) -> JobRecord:
-        """End the prompt as interrupted (cancelled here or on RunPod)."""
+    async def interrupted(self, record: JobRecord, events: PromptEvents, why: str) -> JobRecord:
+        """End the prompt as interrupted (cancelled here or on the remote side)."""
 
-        def events() -> list[Event]:
+        def ending() -> list[Event]:
             log.info("[parallel-runs] offloaded prompt %s %s", record.prompt_id, why)
-            return mapper.interrupted()
+            return events.interrupted()
 
         changes = {"status": "interrupted", "remote_status": "CANCELLED"}
-        return await self._end(record, changes, [], events)
+        return await self._end(record, changes, [], ending)
 
     async def _save(
         self, record: JobRecord, subfolder: str, images: list[Any]
