@@ -598,3 +598,58 @@ async def test_the_registry_is_flushed_at_exit(tmp_path, fake):
 def test_the_remote_timeout_is_read_from_the_environment_and_bounded(tmp_path, value, seconds):
     env = {} if value is None else {"PARALLEL_RUNS_REMOTE_TIMEOUT": value}
     assert OffloadConfig(tmp_path, env=env).remote_timeout == seconds
+
+
+async def test_a_prompt_names_its_executor(harness: Harness, fake):
+    fake.endpoints.add("ep-other")
+    prompt_id = await harness.offload_prompt(executor="runpod:ep-other")
+    record = await harness.finish(prompt_id)
+    assert record.status == "success" and record.executor == "runpod:ep-other"
+    (run,) = run_requests(fake)
+    assert run.endswith("/ep-other/run")
+    answer = await (await harness.client.get("/parallel/offload/jobs")).json()
+    (job,) = answer["jobs"]
+    assert job["executor"] == "runpod:ep-other" and job["endpoint_id"] == "ep-other"
+
+
+@pytest.mark.parametrize(
+    ("extra", "kind", "field"),
+    [
+        ({"executor": "local"}, "local_executor", "executor"),
+        ({"executor": "elsewhere:gpu2"}, "unknown_executor", "executor"),
+        ({"executor": "runpod:a", "endpoint_id": "b"}, "invalid_request", "endpoint_id"),
+        ({"executor": "runpod:no spaces"}, "invalid_request", "executor"),
+    ],
+)
+async def test_executors_that_cannot_run_it_are_refused(harness, fake, extra, kind, field):
+    body = {"prompt": simple_prompt(), "client_id": "tab-1", **extra}
+    status, answer = await harness.post("/parallel/offload/prompt", body)
+    assert status == 400, answer
+    assert (answer["error"]["type"], answer["error"].get("field")) == (kind, field)
+    assert run_requests(fake) == [] and harness.relay.registry.all() == []
+
+
+async def test_the_executor_list_says_how_busy_each_one_is(harness: Harness, fake):
+    fake.simulate = Outcome(worker_time=30)
+    first = await harness.offload_prompt()
+    second = await harness.offload_prompt()
+    await wait_until(lambda: len(fake.jobs) == 2, "both jobs on the fake")
+    answer = await (await harness.client.get("/parallel/executors")).json()
+    local, runpod = answer["executors"]
+    assert local == {"executor": "local", "kind": "local"}
+    assert runpod["executor"] == "runpod:ep-test" and runpod["kind"] == "runpod"
+    health = runpod["health"]
+    assert health["reachable"] is True and health["queued"] + health["running"] == 2
+    for prompt_id in (first, second):
+        await harness.post("/parallel/offload/cancel", {"prompt_id": prompt_id})
+
+
+async def test_an_unreachable_executor_is_listed_as_such(tmp_path, aiohttp_client):
+    env = {"RUNPOD_API_KEY": SECRET_KEY, "RUNPOD_ENDPOINT_ID": "ep-test"}
+    env["RUNPOD_ENDPOINT_BASE_URL"] = "http://127.0.0.1:9/v2"  # nothing listens on port 9
+    app, _offload, _server = build_app(tmp_path, env)
+    client = await aiohttp_client(app)
+    answer = await (await client.get("/parallel/executors")).json()
+    health = answer["executors"][1]["health"]
+    assert health["reachable"] is False and "no answer from RunPod" in health["detail"]
+    assert SECRET_KEY not in json.dumps(answer)
