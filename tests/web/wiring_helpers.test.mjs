@@ -24,20 +24,28 @@ function queueBody(extra = {}) {
   };
 }
 
+const LOCAL = { kind: "local", name: null, id: "local" };
+const choose = (parallel_runs) => executorChoice({ extra: { parallel_runs } });
+
 test("executorChoice defaults to local and needs runpod spelled out", () => {
-  assert.deepEqual(executorChoice(undefined), { executor: "local" });
-  assert.deepEqual(executorChoice({ extra: {} }), { executor: "local" });
-  assert.deepEqual(executorChoice({ extra: { parallel_runs: { executor: "RunPod" } } }), {
-    executor: "local",
+  assert.deepEqual(executorChoice(undefined), LOCAL);
+  assert.deepEqual(executorChoice({ extra: {} }), LOCAL);
+  assert.deepEqual(choose({ executor: "RunPod" }), LOCAL);
+  assert.deepEqual(choose({ executor: "elsewhere:gpu" }), LOCAL);
+  assert.deepEqual(choose({ executor: "runpod" }), { kind: "runpod", name: null, id: "runpod" });
+  assert.deepEqual(choose({ executor: "runpod:ep-1" }), {
+    kind: "runpod",
+    name: "ep-1",
+    id: "runpod:ep-1",
   });
-  assert.deepEqual(
-    executorChoice({ extra: { parallel_runs: { executor: "runpod", endpoint_id: "  ep-1 " } } }),
-    { executor: "runpod", endpoint_id: "ep-1" },
-  );
-  assert.deepEqual(
-    executorChoice({ extra: { parallel_runs: { executor: "runpod", endpoint_id: 42 } } }),
-    { executor: "runpod" },
-  );
+});
+
+test("executorChoice reads the older {executor: 'runpod', endpoint_id} form", () => {
+  assert.equal(choose({ executor: "runpod", endpoint_id: "  ep-1 " }).id, "runpod:ep-1");
+  assert.equal(choose({ executor: "runpod", endpoint_id: 42 }).id, "runpod");
+  assert.equal(choose({ executor: "runpod", endpoint_id: "a b/../c" }).id, "runpod");
+  // the named form wins over a leftover endpoint_id
+  assert.equal(choose({ executor: "runpod:ep-2", endpoint_id: "ep-1" }).id, "runpod:ep-2");
 });
 
 test("a local prompt keeps its route and gets a prompt id chosen before sending", () => {
@@ -56,17 +64,17 @@ test("a local prompt keeps its route and gets a prompt id chosen before sending"
 
 test("a RunPod prompt goes to the offload route without Comfy.org credentials", () => {
   const plan = planQueue(
-    queueBody({ parallel_runs: { executor: "runpod", endpoint_id: "ep-9" } }),
+    queueBody({ parallel_runs: { executor: "runpod:ep-9" } }),
     "fallback",
   );
   assert.equal(plan.route, OFFLOAD_ROUTE);
   assert.deepEqual(Object.keys(plan.body).sort(), [
     "client_id",
-    "endpoint_id",
+    "executor",
     "extra_data",
     "prompt",
   ]);
-  assert.equal(plan.body.endpoint_id, "ep-9");
+  assert.equal(plan.body.executor, "runpod:ep-9");
   assert.equal("auth_token_comfy_org" in plan.body.extra_data, false);
   assert.equal("api_key_comfy_org" in plan.body.extra_data, false);
   assert.equal(plan.record.executor, "runpod:ep-9");

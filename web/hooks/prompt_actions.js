@@ -24,7 +24,8 @@ async function whereIs(api, promptId) {
 /** Returns {ok, message}. `report(detail)` dispatches a parallel.job event. */
 export async function stopPrompt({ api, prompt, report }) {
   const id = prompt.prompt_id;
-  if (String(prompt.executor ?? "").startsWith("runpod")) {
+  if ((prompt.executor ?? "local") !== "local") {
+    // runs on another executor: the server's relay asks it to stop
     const response = await post(api, "/parallel/offload/cancel", { prompt_id: id });
     const body = await response.json().catch(() => ({}));
     if (!response.ok) return { ok: false, message: body?.error?.message ?? `HTTP ${response.status}` };

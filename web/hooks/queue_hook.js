@@ -22,12 +22,22 @@ function uuid4() {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
-/** The executor choice a workflow carries: {executor: "local"|"runpod", endpoint_id?}. */
+const EXECUTOR_ID = /^(runpod)(?::([A-Za-z0-9_.-]{1,64}))?$/;
+const EXECUTOR_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/**
+ * The executor a workflow chose, from `extra.parallel_runs.executor`: `{kind, name, id}` where
+ * id is "local", "runpod" (the server's default endpoint) or "runpod:<endpoint>". Reads the
+ * older `{executor: "runpod", endpoint_id}` too; anything unknown runs locally.
+ */
 export function executorChoice(workflow) {
   const choice = workflow?.extra?.parallel_runs;
-  if (choice?.executor !== "runpod") return { executor: "local" };
-  const endpoint = typeof choice.endpoint_id === "string" ? choice.endpoint_id.trim() : "";
-  return endpoint ? { executor: "runpod", endpoint_id: endpoint } : { executor: "runpod" };
+  const match = typeof choice?.executor === "string" ? EXECUTOR_ID.exec(choice.executor) : null;
+  if (!match) return { kind: "local", name: null, id: "local" };
+  let name = match[2] ?? null;
+  const older = typeof choice.endpoint_id === "string" ? choice.endpoint_id.trim() : "";
+  if (!name && EXECUTOR_NAME.test(older)) name = older;
+  return { kind: match[1], name, id: name ? `${match[1]}:${name}` : match[1] };
 }
 
 /**
@@ -42,7 +52,7 @@ export function planQueue(body, fallbackWorkflowId) {
     client_id: body.client_id ?? null,
     node_ids: Object.keys(body.prompt ?? {}),
   };
-  if (choice.executor === "local") {
+  if (choice.kind === "local") {
     const prompt_id = body.prompt_id ?? uuid4();
     return {
       route: null,
@@ -52,12 +62,16 @@ export function planQueue(body, fallbackWorkflowId) {
   }
   const extra = { ...(body.extra_data ?? {}) };
   for (const key of LOCAL_ONLY_EXTRA) delete extra[key];
-  const offload = { prompt: body.prompt, client_id: body.client_id, extra_data: extra };
-  if (choice.endpoint_id) offload.endpoint_id = choice.endpoint_id;
+  const offload = {
+    prompt: body.prompt,
+    client_id: body.client_id,
+    extra_data: extra,
+    executor: choice.id,
+  };
   return {
     route: OFFLOAD_ROUTE,
     body: offload,
-    record: { ...record, executor: `runpod:${choice.endpoint_id ?? ""}` },
+    record: { ...record, executor: choice.id },
   };
 }
 

@@ -1,6 +1,6 @@
 // Parallel Runs: per-workflow executor (Local / RunPod endpoint), kept in the workflow's own
-// extra data as `extra.parallel_runs = {executor, endpoint_id}` so it travels with the
-// workflow file. Never a key: the RunPod API key stays on the server.
+// extra data as `extra.parallel_runs = {executor: "local" | "runpod" | "runpod:<endpoint>"}` so
+// it travels with the workflow file. Never a key: the RunPod API key stays on the server.
 
 import { el } from "./dom.js";
 import { executorChoice } from "../hooks/queue_hook.js";
@@ -42,21 +42,19 @@ export function createExecutorChoice({ tabs, runpodSection = null }) {
     const extra = tabs.extra();
     if (!extra) return;
     const id = endpoint.value.trim().replace(/[^A-Za-z0-9_-]/g, "");
-    extra.parallel_runs =
-      select.value === "runpod"
-        ? { executor: "runpod", ...(id ? { endpoint_id: id } : {}) }
-        : { executor: "local" };
+    const runpod = id ? `runpod:${id}` : "runpod";
+    extra.parallel_runs = { executor: select.value === "runpod" ? runpod : "local" };
     tabs.markChanged();
     refresh();
   }
 
   function refresh() {
     const choice = read();
-    select.value = choice.executor;
-    if (document.activeElement !== endpoint) endpoint.value = choice.endpoint_id ?? "";
-    endpoint.hidden = choice.executor !== "runpod";
-    if (runpodSection) runpodSection.hidden = choice.executor !== "runpod";
-    root.dataset.executor = choice.executor;
+    select.value = choice.kind;
+    if (document.activeElement !== endpoint) endpoint.value = choice.name ?? "";
+    endpoint.hidden = choice.kind !== "runpod";
+    if (runpodSection) runpodSection.hidden = choice.kind !== "runpod";
+    root.dataset.executor = choice.kind;
   }
 
   /** The server's default endpoint changed (from the RunPod settings). */
