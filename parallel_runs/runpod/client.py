@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from .. import safe_json
 from ..validation import describe
-from .models import EndpointHealth, JobStatus
+from .models import ID_PATTERN, EndpointHealth, JobStatus
 
 DEFAULT_BASE_URL = "https://api.runpod.ai/v2"
 # RunPod refuses `/run` bodies above 10 MB; checking first gives a clear error, not a 413.
@@ -39,7 +39,7 @@ RETRYABLE = frozenset({429, 500, 502, 503, 504})
 # Keys are scrubbed from whole answers from this length on (RunPod's keys are about 40
 # characters); a shorter one, which no real account has, could match inside image data.
 MIN_SCRUBBED_KEY = 12
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_ID = re.compile(ID_PATTERN)
 
 Model = TypeVar("Model", bound=BaseModel)
 Sleep = Callable[[float], Awaitable[None]]

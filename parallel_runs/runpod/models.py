@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from ..files import MAX_NAME, plain_name
 from ..limits import (
-    MAX_ID_CHARS,
     MAX_NODE_ID_CHARS,
     MAX_PROGRESS_TEXT_CHARS,
     MAX_PROGRESS_TEXTS,
@@ -21,6 +20,8 @@ from ..limits import (
 )
 
 NodeId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NODE_ID_CHARS)]
+# What RunPod ids look like (endpoint and job ids): they go into URL paths, so nothing else
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 JobState = Literal["IN_QUEUE", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"]
 FINAL_STATES: frozenset[str] = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
 
@@ -34,7 +35,7 @@ class _Answer(BaseModel):
 class JobStatus(_Answer):
     """`output` is the latest progress value while running; the result only when COMPLETED."""
 
-    id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
+    id: str = Field(pattern=ID_PATTERN)  # one the client can ask about again
     status: JobState
     output: Any = None
     error: str | None = None

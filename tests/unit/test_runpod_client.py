@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -347,6 +348,18 @@ async def test_a_body_that_is_not_utf8_is_read_not_raised(session, status, error
             await client.status(EP, "j-1")
         assert words in caught.value.message
 
+
+
+@pytest.mark.parametrize("job_id", ["j/../other", "a" * 129, "j 1", ""])
+async def test_a_job_id_the_client_could_not_ask_about_again_is_refused(session, job_id):
+    """/run's answer names the job every later request goes to: an id that would not pass as
+    a URL path part is an unexpected answer at once, not a job that can never be followed."""
+    body = json.dumps({"id": job_id, "status": "IN_QUEUE"}).encode()
+    async with raw_peer(http_answer("200 OK", body)) as (_peer, url):
+        client = RunpodClient(session, KEY, url, FAST, sleep=SleepLog())
+        with pytest.raises(RunpodServerError) as caught:
+            await client.run(EP, {})
+        assert "id" in caught.value.message
 
 def test_backoff_is_bounded_and_jittered():
     policy = RetryPolicy(base_delay=1.0, max_delay=4.0, jitter=0.5)
