@@ -8,7 +8,9 @@ prompt id when `supports_preview_metadata` was negotiated. Connection failures s
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ __all__ = ["DEFAULT_FEATURE_FLAGS", "ComfyClient", "ComfyError", "Event"]
 
 # What a current frontend advertises that this client also understands.
 DEFAULT_FEATURE_FLAGS: Mapping[str, Any] = {FEATURE_FLAG: True, PREVIEW_FLAG: True}
+CONNECT_RETRY = 0.5  # seconds between two tries of a server that does not answer yet
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,21 @@ class ComfyClient:
     async def __aexit__(self, *_: object) -> None:
         await self.close()
 
-    async def connect(self) -> None:
-        """Open the HTTP session and the websocket; `ServerUnavailable` if nobody answers."""
+    async def connect(self, wait: float = 0.0) -> None:
+        """Open the HTTP session and the websocket; `ServerUnavailable` if nobody answers.
+        A server that does not answer is tried again for `wait` seconds (one still starting,
+        as on a worker that has just booted)."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return await self._connect_once()
+            except ServerUnavailable:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise
+            await asyncio.sleep(min(CONNECT_RETRY, left))
+
+    async def _connect_once(self) -> None:
         self._session = self._session or aiohttp.ClientSession()
         ws_url = self.url.replace("http", "ws", 1) + f"/ws?clientId={self.client_id}"
         try:

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..convert.prompt_format import detect_format, to_prompt
 from .comfy_client import ComfyClient, Event
-from .errors import ConnectorError, PromptTimeout, ServerGone, ServerUnavailable
+from .errors import ComfyError, ConnectorError, PromptTimeout, ServerGone, ServerUnavailable
 from .prompt_run import TERMINAL_EVENTS, OutputFile, PromptRun, RunResult, RunStatus, output_refs
 from .uploads import Upload, remove_local, upload_file
 
@@ -49,8 +49,17 @@ class PromptHandle:
 
     async def events(self) -> AsyncIterator[Event]:
         """This prompt's events as they arrive, until its result is settled."""
-        while (event := await self._events.get()) is not None:
+        while (event := await self.next_event()) is not None:
             yield event
+
+    async def next_event(self, timeout: float | None = None) -> Event | None:
+        """The next event of this prompt, or None once its result is settled (and on every
+        call after that). `asyncio.TimeoutError` when none comes within `timeout` seconds:
+        a follower can do something while the prompt is quiet, then call again."""
+        event = await asyncio.wait_for(self._events.get(), timeout)
+        if event is None:
+            self._events.put_nowait(None)  # the end stays the end for the next caller
+        return event
 
     async def result(self, timeout: float | None = None, interrupt: bool = True) -> RunResult:
         """The result whatever the outcome (check `status`). On timeout the prompt is
@@ -93,11 +102,13 @@ class PromptHandle:
 @dataclass
 class Connector:
     """A connection to one ComfyUI server. `input_dir` is the server's input directory when
-    it runs on this machine: only then can ephemeral uploads be removed (see `uploads`)."""
+    it runs on this machine: only then can ephemeral uploads be removed (see `uploads`).
+    `connect_wait` is how long `open()` keeps trying a server that does not answer yet."""
 
     url: str
     input_dir: Path | None = None
     output_types: tuple[str, ...] = ("output",)
+    connect_wait: float = 0.0
     client: ComfyClient | None = None
     _runs: dict[str, PromptHandle] = field(default_factory=dict)
     _uploads: list[Upload] = field(default_factory=list)
@@ -127,7 +138,7 @@ class Connector:
             await self.close()
 
     async def open(self) -> None:
-        await self.client.connect()
+        await self.client.connect(self.connect_wait)
         self._gone = None
         self._reader = asyncio.create_task(self._read(), name=f"comfy-reader {self.url}")
 
@@ -268,27 +279,31 @@ class Connector:
         task.add_done_callback(self._tasks.discard)
 
     async def _finalize(self, handle: PromptHandle) -> None:
-        """Fetch the history entry and the output files, then settle the result."""
+        """Fetch the history entry and the output files, then settle the result. A file the
+        server refuses to serve is listed in `missing`; the others are still fetched."""
         try:
             history = await self._history_when_written(handle.prompt_id)
             outputs = (history or {}).get("outputs") or handle.run.outputs
-            files = [
-                OutputFile(
-                    node_id,
-                    ref["filename"],
-                    ref.get("subfolder", ""),
-                    ref.get("type", "output"),
-                    await self.client.view(
-                        ref["filename"], ref.get("subfolder", ""), ref.get("type", "output")
-                    ),
-                )
-                for node_id, ref in output_refs(outputs, self.output_types)
-            ]
-            handle._settle(self._result_of(handle.run, history, files, outputs))
+            files, missing = await self._fetch(output_refs(outputs, self.output_types))
+            handle._settle(self._result_of(handle.run, history, files, outputs, missing))
         except asyncio.CancelledError:
             raise
         except Exception as error:
             handle._settle(error=error)
+
+    async def _fetch(self, refs: list[tuple[str, dict]]) -> tuple[list[OutputFile], list[str]]:
+        files: list[OutputFile] = []
+        missing: list[str] = []
+        for node_id, ref in refs:
+            name, subfolder = ref["filename"], ref.get("subfolder") or ""
+            kind = ref.get("type") or "output"
+            try:
+                data = await self.client.view(name, subfolder, kind)
+            except ComfyError as error:
+                missing.append(f"node {node_id}: {name} could not be fetched ({error})")
+                continue
+            files.append(OutputFile(node_id, name, subfolder, kind, data))
+        return files, missing
 
     async def _history_when_written(self, prompt_id: str) -> dict[str, Any] | None:
         deadline = time.monotonic() + HISTORY_WAIT
@@ -304,6 +319,7 @@ class Connector:
         history: dict[str, Any] | None,
         files: list[OutputFile],
         outputs: Mapping[str, Any] | None = None,
+        missing: list[str] | None = None,
     ) -> RunResult:
         end = run.finished_at or time.monotonic()
         return RunResult(
@@ -314,6 +330,7 @@ class Connector:
             files=files,
             error=run.error,
             elapsed=end - run.queued_at,
+            missing=list(missing or []),
         )
 
     def _fail_waiting(self, error: ConnectorError) -> None:

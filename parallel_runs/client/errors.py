@@ -46,12 +46,13 @@ class PromptFailed(ConnectorError):
         self.details = dict(details)
         self.node_id = str(details.get("node_id", "?"))
         self.node_type = str(details.get("node_type", "?"))
-        message = first_line(details.get("exception_message", "")) or "no message"
-        kind = details.get("exception_type", "error")
         super().__init__(
-            f"prompt {details.get('prompt_id', '?')} failed in node {self.node_id} "
-            f"({self.node_type}): {kind}: {message}"
+            f"prompt {details.get('prompt_id', '?')} failed in {describe_failure(details)}"
         )
+
+
+class OutputsMissing(ConnectorError):
+    """The prompt succeeded, but the server would not serve some of the files it listed."""
 
 
 class PromptInterrupted(ConnectorError):
@@ -70,8 +71,20 @@ def first_line(text: Any) -> str:
     return ""
 
 
-def describe_rejection(error: Any, node_errors: Mapping[str, Any]) -> str:
-    """`prompt rejected: <message>; node 3 (LoadImage): <reason>: <details>`."""
+def describe_failure(details: Mapping[str, Any]) -> str:
+    """`node 3 (ImageBlur): <exception type>: <first line of its message>`, from the data of
+    an `execution_error` event."""
+    message = first_line(details.get("exception_message", "")) or "no message"
+    kind = details.get("exception_type", "error")
+    return (
+        f"node {details.get('node_id', '?')} ({details.get('node_type', '?')}): {kind}: {message}"
+    )
+
+
+def describe_rejection(
+    error: Any, node_errors: Mapping[str, Any], lead: str = "prompt rejected"
+) -> str:
+    """`<lead>: <message>; node 3 (LoadImage): <reason>: <details>`."""
     if isinstance(error, Mapping):
         message = error.get("message") or error.get("type") or "invalid prompt"
         details = first_line(error.get("details", ""))
@@ -79,7 +92,7 @@ def describe_rejection(error: Any, node_errors: Mapping[str, Any]) -> str:
             message = f"{message}: {details}"
     else:
         message = first_line(error) or "invalid prompt"
-    parts = [f"prompt rejected: {message}"]
+    parts = [f"{lead}: {message}"]
     for node_id, info in node_errors.items():
         node_type = info.get("class_type", "?") if isinstance(info, Mapping) else "?"
         reasons = info.get("errors", []) if isinstance(info, Mapping) else []

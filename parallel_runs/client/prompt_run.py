@@ -14,7 +14,7 @@ from typing import Any
 
 from ..files import plain_name
 from .comfy_client import Event
-from .errors import PromptFailed, PromptInterrupted
+from .errors import OutputsMissing, PromptFailed, PromptInterrupted
 
 TERMINAL_EVENTS = ("execution_success", "execution_error", "execution_interrupted")
 
@@ -63,9 +63,12 @@ class RunResult:
     files: list[OutputFile]
     error: dict[str, Any] | None = None
     elapsed: float | None = None
+    # output files the history lists but the server would not serve, one readable line each
+    missing: list[str] = field(default_factory=list)
 
     def raise_for_status(self) -> RunResult:
-        """Return self when the prompt succeeded, else raise what went wrong."""
+        """Return self when the prompt succeeded with every output file, else raise what
+        went wrong."""
         if self.status == RunStatus.ERROR:
             raise PromptFailed(self.error or {"prompt_id": self.prompt_id})
         if self.status == RunStatus.INTERRUPTED:
@@ -73,6 +76,11 @@ class RunResult:
             node = (self.error or {}).get("node_id")
             where = f" in node {node} ({self.error.get('node_type', '?')})" if node else ""
             raise PromptInterrupted(f"prompt {self.prompt_id} {reason}{where}")
+        if self.missing:
+            raise OutputsMissing(
+                f"prompt {self.prompt_id} succeeded, but {len(self.missing)} output file(s) "
+                f"could not be fetched: {'; '.join(self.missing)}"
+            )
         return self
 
 
@@ -85,6 +93,7 @@ class PromptRun:
     status: RunStatus = RunStatus.QUEUED
     nodes: dict[str, NodeProgress] = field(default_factory=dict)
     current_node: str | None = None
+    progress_node: str | None = None  # the node whose progress bar moved last
     cached: set[str] = field(default_factory=set)
     executed: set[str] = field(default_factory=set)
     progress_text: dict[str, str] = field(default_factory=dict)
@@ -144,7 +153,7 @@ class PromptRun:
             self.nodes.setdefault(self.current_node, NodeProgress(0, 1))
 
     def _on_progress(self, data: Mapping[str, Any]) -> None:
-        node = str(data.get("node"))
+        node = self.progress_node = str(data.get("node"))
         progress = self.nodes.setdefault(node, NodeProgress())
         progress.value, progress.max = float(data.get("value", 0)), float(data.get("max", 1))
 
