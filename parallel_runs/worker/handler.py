@@ -1,9 +1,11 @@
 """RunPod serverless handler: runs one worker-comfyui style job on the worker's own ComfyUI.
 
-The job input is validated, its images uploaded, the prompt queued and followed on the
-websocket; per-node progress goes out through `runpod.serverless.progress_update` (rate
-limited), and the saved images come back base64-encoded. A RunPod cancel arrives as
-`CancelledError`; the handler then interrupts exactly this prompt on ComfyUI.
+The ComfyUI side is the connector's (`parallel_runs.client`): it waits for the server, uploads
+the job's images, queues the prompt, follows it on the websocket into a `PromptRun`, stops it
+on request and fetches its output files. What is left here is the RunPod side: the job's input
+and output (`parallel_runs.runpod.models`), progress posted from the run's state through
+`runpod.serverless.progress_update` (rate limited), outputs as base64, and a RunPod cancel
+(`CancelledError`) turned into stopping exactly this prompt on ComfyUI.
 
 Only the worker imports this module: it pulls in the heavy `runpod` SDK.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import json
 import logging
 import math
@@ -26,12 +29,23 @@ import aiohttp
 import runpod
 from pydantic import ValidationError
 
-from ..client.comfy_client import ComfyClient, ComfyError, Event
-from ..client.errors import ConnectorError
+from ..client.connector import Connector, PromptHandle
+from ..client.errors import (
+    ComfyError,
+    ConnectorError,
+    PromptRejected,
+    describe_failure,
+    describe_rejection,
+)
+from ..client.prompt_run import PromptRun, RunResult, RunStatus
+from ..convert.prompt_format import UnknownFormat
+from ..limits import clip
 from ..runpod.models import (
     MAX_PREVIEW_CHARS,
     InputImage,
+    OutputImage,
     WorkerInput,
+    WorkerOutput,
     WorkerPreview,
     WorkerProgress,
 )
@@ -44,10 +58,15 @@ DEFAULT_PREVIEW_INTERVAL = 1.0  # seconds between two different previews
 # A preview rides along in every post for this long: `status.output` keeps only the latest
 # post, and the plugin polls it every second or so, so a preview sent once could be missed.
 DEFAULT_PREVIEW_HOLD = 3.0
-MAX_TEXT = 200
+STOP_TIMEOUT = 10.0  # seconds a cancelled job spends stopping its prompt on ComfyUI
+MAX_TEXT = 200  # characters of one node's progress text in a post
 
 log = logging.getLogger("parallel_runs.worker")
 ProgressSink = Callable[[dict[str, Any]], None]
+# What a run shows before anything happened: nothing to post yet.
+NO_PROGRESS: dict[str, Any] = {
+    "executing": None, "node": None, "value": None, "max": None, "text": None, "nodes_done": []
+}  # fmt: skip
 
 
 class JobFailed(Exception):
@@ -83,10 +102,10 @@ def decode_image(image: InputImage) -> bytes:
 # --------------------------------------------------------------------------- progress
 
 
-def preview_from(data: dict[str, Any], fallback_node: str | None) -> WorkerPreview | None:
-    """A preview event as a bounded `WorkerPreview`; None when too big or of no known node."""
-    image = data.get("image")
-    node = data.get("node") or fallback_node
+def preview_from(data: dict[str, Any] | None) -> WorkerPreview | None:
+    """A run's preview frame as a bounded `WorkerPreview`; None when too big or of no node."""
+    image = (data or {}).get("image")
+    node = (data or {}).get("node")
     if not isinstance(image, bytes | bytearray) or not image or node is None:
         return None
     if (len(image) + 2) // 3 * 4 > MAX_PREVIEW_CHARS:
@@ -102,227 +121,146 @@ def preview_from(data: dict[str, Any], fallback_node: str | None) -> WorkerPrevi
 
 @dataclass
 class ProgressReporter:
-    """Keeps the job's progress state and posts it at most every `interval` seconds; a
-    change that lands inside the interval is posted by the next `flush()`. Previews change
-    at most every `preview_interval` seconds and stay in the posts for `preview_hold`."""
+    """Posts what a `PromptRun` shows (as `WorkerProgress`) at most every `interval` seconds.
+    Call `update()` after each event of the run and whenever it has been quiet for `interval`:
+    a change that lands inside the interval goes out with a later call. A new preview replaces
+    the posted one at most every `preview_interval` seconds and rides along for `preview_hold`."""
 
+    run: PromptRun
     send: ProgressSink
     interval: float = DEFAULT_PROGRESS_INTERVAL
     clock: Callable[[], float] = time.monotonic
     preview_interval: float = DEFAULT_PREVIEW_INTERVAL
     preview_hold: float = DEFAULT_PREVIEW_HOLD
-    state: WorkerProgress = field(default_factory=WorkerProgress)
     sent: int = 0
+    refused: int = 0  # progress the contract refused (logged once)
     _last: float = -math.inf
-    _dirty: bool = False
+    # the progress of the last post, without seq and preview (nothing before the first)
+    _posted: dict[str, Any] = field(default_factory=lambda: dict(NO_PROGRESS))
+    _done: list[str] = field(default_factory=list)  # finished nodes in the order seen
+    _frame: Any = None  # the run's preview frame last looked at
     _preview: WorkerPreview | None = None  # the one being posted
     _preview_at: float = -math.inf  # when it was first posted
     _pending: WorkerPreview | None = None  # a newer one waiting for `preview_interval`
 
-    def apply(self, event: Event) -> None:
-        data = event.data if isinstance(event.data, dict) else {}
-        state = self.state
-        if event.type == "executing":
-            node = data.get("node")
-            if state.executing and state.executing != node:
-                self._done(state.executing)
-            state.executing = node
-        elif event.type == "progress":
-            state.node, state.value, state.max = (
-                data.get("node"),
-                data.get("value"),
-                data.get("max"),
+    def update(self) -> None:
+        """Post the run's progress if it changed (or a new preview is due) and the last post
+        is at least `interval` old."""
+        now = self.clock()
+        self._look_at_preview()
+        if now - self._last < self.interval:
+            return
+        progress = self._progress()
+        new_preview = self._pending is not None and now - self._preview_at >= self.preview_interval
+        if progress == self._posted and not new_preview:
+            return
+        if new_preview:
+            self._preview, self._pending, self._preview_at = self._pending, None, now
+        held = self._preview is not None and now - self._preview_at < self.preview_hold
+        try:
+            post = WorkerProgress(
+                **progress,
+                seq=self.sent + 1,
+                preview=self._preview.model_dump() if held and self._preview else None,
             )
-        elif event.type == "progress_text" and data.get("node") is not None:
-            state.text = {**(state.text or {}), str(data["node"]): str(data["text"])[:MAX_TEXT]}
-        elif event.type == "executed" and data.get("node") is not None:
-            self._done(str(data["node"]))
-        elif event.type == "execution_cached":
-            for node in data.get("nodes") or []:
-                self._done(str(node))
-        elif event.type == "preview":
-            self._take_preview(data)
-            self.flush_if_due()
+        except ValidationError as error:  # a node id longer than the contract allows
+            if not self.refused:
+                log.warning("progress not posted: %s", describe(error, "progress"))
+            self.refused += 1
             return
-        else:
+        self._posted, self._last = progress, now
+        self.sent += 1
+        self.send(post.model_dump(exclude_none=True))
+
+    def _progress(self) -> dict[str, Any]:
+        run = self.run
+        done = run.cached | run.executed
+        self._done.extend(sorted(done.difference(self._done)))
+        bar = run.nodes.get(run.progress_node) if run.progress_node is not None else None
+        return {
+            "executing": run.current_node,
+            "node": run.progress_node,
+            "value": bar.value if bar else None,
+            "max": bar.max if bar else None,
+            "text": {n: clip(t, MAX_TEXT) for n, t in run.progress_text.items()} or None,
+            "nodes_done": list(self._done),
+        }
+
+    def _look_at_preview(self) -> None:
+        """Keep the run's newest frame; nodes re-send unchanged previews each step: ignore
+        those."""
+        if self.run.preview is self._frame:
             return
-        self._dirty = True
-        self.flush_if_due()
-
-    def _done(self, node: str) -> None:
-        if node not in self.state.nodes_done:
-            self.state.nodes_done.append(node)
-
-    def _take_preview(self, data: dict[str, Any]) -> None:
-        """Keep the newest frame; nodes re-send unchanged previews each step: ignore those."""
-        preview = preview_from(data, self.state.executing)
+        self._frame = self.run.preview
+        preview = preview_from(self._frame)
         if preview is not None and preview != self._preview:
             self._pending = preview
-
-    def _preview_due(self, now: float) -> bool:
-        return self._pending is not None and now - self._preview_at >= self.preview_interval
-
-    def flush_if_due(self) -> None:
-        now = self.clock()
-        if (self._dirty or self._preview_due(now)) and now - self._last >= self.interval:
-            self.flush()
-
-    def flush(self) -> None:
-        now = self.clock()
-        if self._preview_due(now):
-            self._preview, self._pending, self._preview_at = self._pending, None, now
-            self._dirty = True
-        if not self._dirty:
-            return
-        held = self._preview is not None and now - self._preview_at < self.preview_hold
-        self.state.preview = self._preview.model_dump() if held and self._preview else None
-        self._dirty, self._last = False, now
-        self.sent += 1
-        self.state.seq = self.sent
-        self.send(self.state.model_dump(exclude_none=True))
-
-
-# --------------------------------------------------------------------------- ComfyUI calls
-
-
-async def wait_for_comfy(session: aiohttp.ClientSession, url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            async with session.get(f"{url}/system_stats") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        if time.monotonic() > deadline:
-            raise JobFailed(f"ComfyUI at {url} is not reachable")
-        await asyncio.sleep(0.5)
-
-
-async def upload_images(session: aiohttp.ClientSession, url: str, images: list[InputImage]) -> None:
-    for image in images:
-        form = aiohttp.FormData()
-        form.add_field("image", decode_image(image), filename=image.name)
-        form.add_field("overwrite", "true")
-        async with session.post(f"{url}/upload/image", data=form) as response:
-            if response.status != 200:
-                raise JobFailed(f"uploading {image.name!r} failed: HTTP {response.status}")
-
-
-def describe_rejection(error: ComfyError) -> str:
-    """ComfyUI's 400 for a prompt, in one line with each node's problems."""
-    body = error.body if isinstance(error.body, dict) else {}
-    top = body.get("error")
-    message = top.get("message") if isinstance(top, dict) else (top or str(error.body))
-    parts = [f"workflow validation failed: {message}"]
-    for node_id, node_error in (body.get("node_errors") or {}).items():
-        details = ", ".join(
-            f"{e.get('message', '')} ({e.get('details', '')})".replace(" ()", "")
-            for e in node_error.get("errors", [])
-        )
-        parts.append(f"node {node_id} ({node_error.get('class_type', '?')}): {details}")
-    return "; ".join(parts)
-
-
-def describe_execution_error(data: dict[str, Any]) -> str:
-    return (
-        f"workflow execution error: node {data.get('node_id')} ({data.get('node_type')}): "
-        f"{data.get('exception_type', 'error')}: {data.get('exception_message', '').strip()}"
-    )
-
-
-async def interrupt(session: aiohttp.ClientSession, url: str, prompt_id: str) -> None:
-    """Stop this prompt only: drop it if still queued, interrupt it if running."""
-    timeout = aiohttp.ClientTimeout(total=10)
-    for path, body in (
-        ("/queue", {"delete": [prompt_id]}),
-        ("/interrupt", {"prompt_id": prompt_id}),
-    ):
-        try:
-            async with session.post(f"{url}{path}", json=body, timeout=timeout) as response:
-                await response.read()
-        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
-            log.warning("could not %s prompt %s: %s", path, prompt_id, error)
-
-
-async def wait_for_history(
-    session: aiohttp.ClientSession, url: str, prompt_id: str, timeout: float = 15.0
-) -> dict[str, Any]:
-    """ComfyUI announces `execution_success` a moment before it files the prompt's history."""
-    deadline = time.monotonic() + timeout
-    while True:
-        async with session.get(f"{url}/history/{prompt_id}") as response:
-            entry = (await response.json()).get(prompt_id)
-        if entry is not None:
-            return entry
-        if time.monotonic() > deadline:
-            raise JobFailed("ComfyUI finished the prompt but kept no history of it")
-        await asyncio.sleep(0.1)
-
-
-async def collect_images(
-    session: aiohttp.ClientSession, url: str, prompt_id: str
-) -> tuple[list[dict[str, str]], list[str]]:
-    """Saved images (not temp previews) of the prompt, base64-encoded, each with the id of
-    its output node (so the plugin shows it there), plus fetch errors."""
-    history = await wait_for_history(session, url, prompt_id)
-    images: list[dict[str, str]] = []
-    errors: list[str] = []
-    for node_id, output in (history.get("outputs") or {}).items():
-        for item in output.get("images") or []:
-            if item.get("type") == "temp":
-                continue
-            params = {k: item.get(k, "") for k in ("filename", "subfolder", "type")}
-            async with session.get(f"{url}/view", params=params) as response:
-                if response.status != 200:
-                    errors.append(f"node {node_id}: fetching {item.get('filename')} failed")
-                    continue
-                data = base64.b64encode(await response.read()).decode()
-            images.append(
-                {"filename": item["filename"], "type": "base64", "data": data, "node": node_id}
-            )
-    return images, errors
 
 
 # --------------------------------------------------------------------------- one job
 
 
-async def follow(client: ComfyClient, prompt_id: str, reporter: ProgressReporter) -> None:
-    """Consume events until this prompt ends; flush pending progress while it is quiet."""
-    queue: asyncio.Queue[Event | None] = asyncio.Queue()
-
-    async def pump() -> None:
+async def upload_images(connector: Connector, images: list[tuple[str, bytes]]) -> None:
+    """Into the input folder under the names the workflow uses, as worker-comfyui does."""
+    for name, data in images:
         try:
-            async for event in client.events():
-                await queue.put(event)
-        finally:
-            await queue.put(None)
+            await connector.upload(data, name, overwrite=True)
+        except ComfyError as error:
+            raise JobFailed(f"uploading {name!r} failed: {error}") from None
 
-    pump_task = asyncio.create_task(pump())
+
+async def queue_prompt(
+    connector: Connector, prompt: dict[str, Any], extra: dict[str, Any] | None
+) -> PromptHandle:
     try:
-        while True:
-            try:
-                event = await asyncio.wait_for(queue.get(), max(reporter.interval, 0.05))
-            except asyncio.TimeoutError:
-                reporter.flush()
-                continue
-            if event is None:
-                raise JobFailed("lost the connection to ComfyUI while the prompt ran")
-            data = event.data if isinstance(event.data, dict) else {}
-            if data.get("prompt_id", prompt_id) != prompt_id:
-                continue
-            if event.type == "execution_error":
-                raise JobFailed(describe_execution_error(data))
-            if event.type == "execution_interrupted":
-                raise JobFailed("the prompt was interrupted on the worker")
-            if event.type == "execution_success" or (
-                event.type == "executing" and data.get("node") is None and "prompt_id" in data
-            ):
-                return
-            reporter.apply(event)
-    finally:
-        pump_task.cancel()
-        await asyncio.gather(pump_task, return_exceptions=True)
+        return await connector.submit(prompt, extra)
+    except PromptRejected as error:
+        reason = describe_rejection(error.error, error.node_errors, "workflow validation failed")
+        raise JobFailed(reason) from None
+    except UnknownFormat as error:
+        raise JobFailed(f"invalid input: workflow: {error}") from None
+
+
+async def follow(handle: PromptHandle, reporter: ProgressReporter) -> RunResult:
+    """Post progress while the prompt runs (after each of its events, and when it has been
+    quiet for the reporter's interval); then its result."""
+    quiet = max(reporter.interval, 0.05)
+    while not handle.done:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await handle.next_event(quiet)
+        reporter.update()
+    return await handle.result()
+
+
+async def stop(connector: Connector, prompt_id: str) -> None:
+    """Take this prompt off the worker's ComfyUI (dequeue or interrupt it) so the GPU is free
+    for the next job at once."""
+    try:
+        await asyncio.wait_for(connector.cancel(prompt_id), STOP_TIMEOUT)
+    except (ConnectorError, asyncio.TimeoutError) as error:
+        log.warning("could not stop prompt %s: %s", prompt_id, error)
+
+
+def job_output(result: RunResult) -> dict[str, Any]:
+    """worker-comfyui's result: the output files base64-encoded, each naming its node, plus
+    the files that could not be read."""
+    if result.status == RunStatus.ERROR:
+        raise JobFailed(f"workflow execution error: {describe_failure(result.error or {})}")
+    if result.status == RunStatus.INTERRUPTED:
+        raise JobFailed("the prompt was interrupted on the worker")
+    if result.missing and not result.files:
+        raise JobFailed("; ".join(result.missing))
+    images = [
+        OutputImage(
+            filename=file.filename,
+            type="base64",
+            data=base64.b64encode(file.data).decode(),
+            node=file.node_id,
+        )
+        for file in result.files
+    ]
+    output = WorkerOutput(images=images, errors=result.missing or None)
+    return output.model_dump(exclude_none=True)
 
 
 async def run_job(
@@ -330,26 +268,18 @@ async def run_job(
 ) -> dict[str, Any]:
     """The handler's work, free of RunPod globals so it can be read and tested alone."""
     request = parse_input(job_input)
+    images = [(image.name, decode_image(image)) for image in request.images]
     extra = {"api_key_comfy_org": request.api_key_comfy_org} if request.api_key_comfy_org else None
-    reporter = ProgressReporter(send_progress, interval=interval)
-    async with aiohttp.ClientSession() as probe:
-        await wait_for_comfy(probe, comfy_url, wait)
-    async with ComfyClient(comfy_url) as client:
-        session = client.session
-        await upload_images(session, comfy_url, request.images)
+    async with Connector(comfy_url, connect_wait=wait) as connector:
+        await upload_images(connector, images)
+        handle = await queue_prompt(connector, request.prompt(), extra)
+        reporter = ProgressReporter(handle.run, send_progress, interval=interval)
         try:
-            prompt_id = await client.queue(request.prompt(), extra)
-        except ComfyError as error:
-            raise JobFailed(describe_rejection(error)) from None
-        try:
-            await follow(client, prompt_id, reporter)
+            result = await follow(handle, reporter)
         except asyncio.CancelledError:
-            await interrupt(session, comfy_url, prompt_id)
+            await stop(connector, handle.prompt_id)
             raise
-        images, errors = await collect_images(session, comfy_url, prompt_id)
-    if errors and not images:
-        raise JobFailed("; ".join(errors))
-    return {"images": images, **({"errors": errors} if errors else {})}
+    return job_output(result)
 
 
 async def handler(job: dict[str, Any]) -> dict[str, Any]:
@@ -363,9 +293,9 @@ async def handler(job: dict[str, Any]) -> dict[str, Any]:
 
     try:
         return await run_job(job.get("input"), comfy_url, send, interval=interval, wait=wait)
-    except JobFailed as failure:
+    except (JobFailed, ConnectorError) as failure:  # one readable line each
         return {"error": str(failure)}
-    except (aiohttp.ClientError, asyncio.TimeoutError, ConnectorError) as error:
+    except (aiohttp.ClientError, asyncio.TimeoutError) as error:
         return {"error": f"ComfyUI at {comfy_url} failed: {type(error).__name__}: {error}"}
 
 

@@ -21,6 +21,7 @@ from runpod_fake import FakeRunpod, WorkerProcess, fake_in_thread, png_bytes, st
 
 from parallel_runs_node.parallel_runs.client.comfy_client import Event
 from parallel_runs_node.parallel_runs.client.process import ComfyProcess
+from parallel_runs_node.parallel_runs.client.prompt_run import PromptRun
 from parallel_runs_node.parallel_runs.runpod.client import RunpodClient
 from parallel_runs_node.parallel_runs.runpod.models import (
     MAX_PREVIEW_CHARS,
@@ -165,17 +166,33 @@ def preview_event(image: bytes, node: str | None = "2", kind: int = 4) -> Event:
     return Event("preview", data)
 
 
+@dataclass
+class Reporting:
+    """A prompt run and the reporter posting it, fed as the job's follow loop feeds them."""
+
+    reporter: ProgressReporter
+
+    def apply(self, event: Event) -> None:
+        self.reporter.run.apply(event)  # what the connector does with each event
+        self.reporter.update()  # what the follow loop does after it
+
+    def flush(self) -> None:
+        self.reporter.update()  # what the follow loop does after a quiet interval
+
+
+def reporting(posts: list, clock: Clock, **options: float) -> Reporting:
+    return Reporting(ProgressReporter(PromptRun("p"), posts.append, clock=clock, **options))
+
+
 def test_reporter_posts_each_new_preview_rate_limited_and_holds_it_a_while():
     clock, posts = Clock(), []
-    reporter = ProgressReporter(
-        posts.append, interval=0.5, clock=clock, preview_interval=1.0, preview_hold=3.0
-    )
+    reporter = reporting(posts, clock, interval=0.5, preview_interval=1.0, preview_hold=3.0)
     reporter.apply(Event("executing", {"node": "2", "prompt_id": "p"}))  # posted at once
     clock.now = 0.1
     reporter.apply(preview_event(b"\xff\xd8\xffA"))
     assert len(posts) == 1 and "preview" not in posts[0]  # within the progress interval
     clock.now = 0.6
-    reporter.flush()  # what the follow loop does after a quiet interval
+    reporter.flush()
     assert posts[-1]["preview"] == {
         "node": "2",
         "image_type": "image/jpeg",
@@ -203,9 +220,30 @@ def test_reporter_posts_each_new_preview_rate_limited_and_holds_it_a_while():
     assert [p["seq"] for p in posts] == list(range(1, len(posts) + 1))
 
 
+def test_reporter_posts_what_the_run_shows_and_nothing_before_it_starts():
+    clock, posts = Clock(), []
+    reporter = reporting(posts, clock, interval=0.0)
+    reporter.apply(Event("execution_start", {"prompt_id": "p"}))
+    reporter.flush()
+    assert posts == []  # nothing to show yet
+    reporter.apply(Event("execution_cached", {"prompt_id": "p", "nodes": ["1"]}))
+    reporter.apply(Event("executing", {"prompt_id": "p", "node": "2"}))
+    reporter.apply(Event("progress", {"prompt_id": "p", "node": "2", "value": 3, "max": 4}))
+    reporter.apply(Event("progress_text", {"prompt_id": "p", "node": "2", "text": "x" * 500}))
+    reporter.apply(Event("executing", {"prompt_id": "p", "node": "3"}))
+    last = posts[-1]
+    assert last["executing"] == "3" and (last["node"], last["value"], last["max"]) == ("2", 3, 4)
+    assert last["nodes_done"] == ["1", "2"] and len(last["text"]["2"]) == 200
+    count = len(posts)
+    reporter.flush()
+    assert len(posts) == count  # nothing changed: nothing posted
+    reporter.apply(Event("executing", {"prompt_id": "p", "node": "9" * 100}))
+    assert len(posts) == count and reporter.reporter.refused == 1  # beyond the contract
+
+
 def test_reporter_skips_oversized_previews_and_names_legacy_ones_by_executing_node():
     clock, posts = Clock(), []
-    reporter = ProgressReporter(posts.append, interval=0.0, clock=clock, preview_interval=0.0)
+    reporter = reporting(posts, clock, interval=0.0, preview_interval=0.0)
     reporter.apply(Event("executing", {"node": "7", "prompt_id": "p"}))
     reporter.apply(preview_event(b"\xff" * (MAX_PREVIEW_CHARS * 3 // 4 + 3)))
     assert all("preview" not in p for p in posts)
