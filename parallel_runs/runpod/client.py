@@ -23,6 +23,7 @@ import aiohttp
 from pydantic import BaseModel, ValidationError
 
 from .. import safe_json
+from ..capped_read import AnswerTooLarge, read_capped
 from ..validation import describe
 from .models import ID_PATTERN, EndpointHealth, JobStatus
 
@@ -250,7 +251,10 @@ class RunpodClient:
         async with self._session.request(
             method, url, data=body, headers=headers, timeout=self._timeout, allow_redirects=False
         ) as response:
-            raw = await read_capped(response, limit)
+            try:
+                raw = await read_capped(response, limit)
+            except AnswerTooLarge:
+                raise RunpodAnswerTooLarge(response.status, limit) from None
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             if len(raw) > PARSE_INLINE_BYTES:
                 payload = await asyncio.to_thread(self._parse, raw)
@@ -293,19 +297,6 @@ class RunpodClient:
         if status == 400:
             raise RunpodBadRequest(status, f"RunPod rejected the request{detail}")
         raise RunpodError(status, f"RunPod answered HTTP {status}{detail}")
-
-
-async def read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The body, read in chunks and never more than `limit` bytes (RunpodAnswerTooLarge)."""
-    declared = response.content_length
-    if declared is not None and declared > limit:
-        raise RunpodAnswerTooLarge(response.status, limit)
-    body = bytearray()
-    async for chunk in response.content.iter_chunked(64 * 1024):
-        body += chunk
-        if len(body) > limit:
-            raise RunpodAnswerTooLarge(response.status, limit)
-    return bytes(body)
 
 
 def _network_text(error: BaseException) -> str:

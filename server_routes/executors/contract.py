@@ -100,7 +100,8 @@ class Trouble:
 @dataclass(frozen=True)
 class Finished:
     """The job succeeded. `files` are worker-comfyui image entries (`filename`, `type`
-    "base64"|"s3_url", `data`, optional `node`); `warnings` are the remote side's own."""
+    "base64" with base64 text or "bytes" with the bytes as `data`, optional `node`);
+    `warnings` are the remote side's own."""
 
     remote_status: str
     files: list[Any]
@@ -114,6 +115,8 @@ class Failed:
     kind: str
     message: str
     remote_status: str | None = None
+    node_id: str | None = None  # the node at fault, when the remote side says
+    node_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -153,8 +156,9 @@ class Executor(Protocol):
         ...
 
     async def prepare(self, executor: str, job: PromptJob) -> Any:
-        """Pack the prompt and its input files for the remote side (no network): raises
-        ExecutorRefused for what the remote side could never accept."""
+        """Check and pack the prompt and its input files for the remote side (it may ask the
+        remote what it can run, but changes nothing there): raises ExecutorRefused for what
+        the remote side could never accept."""
         ...
 
     async def submit(self, record: JobRecord, prepared: Any) -> Accepted:

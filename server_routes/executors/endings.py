@@ -91,9 +91,12 @@ class JobEndings:
         *,
         outputs: Mapping[str, list[SavedFile]] | None = None,
         before: list[Event] | None = None,
+        node_id: str | None = None,
+        node_type: str | None = None,
     ) -> JobRecord:
-        """End the prompt with an error the user can act on (`message` says what to do)."""
-        error = JobError(type=kind, message=message)
+        """End the prompt with an error the user can act on (`message` says what to do);
+        `node_id` is the node the stock UI marks (else the one that ran last)."""
+        error = JobError(type=kind, message=message, node_id=node_id, node_type=node_type)
         current = self.registry.get(record.prompt_id) or record
         events = events or PromptEvents(record.prompt_id, record.node_types)
         changes: dict[str, Any] = {

@@ -1,5 +1,5 @@
-"""Input files a prompt refers to (LoadImage & co.), attached to the job as worker-comfyui
-`images` so the remote worker has them.
+"""Input files a prompt refers to (LoadImage & co.): found and checked here, then attached to
+a RunPod job as worker-comfyui `images`, or uploaded to another ComfyUI server.
 
 Names come from the browser: only files inside ComfyUI's input (or output/temp, when the name is
 annotated so) folder are read. The prompt sent out refers to the attached, flattened names.
@@ -101,6 +101,30 @@ def _read_within(
         raise _unreadable(node_id, class_type, path, exc) from exc
 
 
+@dataclass(frozen=True)
+class InputFile:
+    """One file a node's input names, found inside the folder its annotation says."""
+
+    node_id: str
+    class_type: str
+    input_name: str
+    path: Path
+
+
+def input_files(prompt: Mapping[str, Any], folders: Mapping[str, Path]) -> list[InputFile]:
+    """The files `prompt` loads, node by node; PromptInputError for one that is missing or
+    outside ComfyUI's folders."""
+    found: list[InputFile] = []
+    for node_id, node in prompt.items():
+        class_type = node.get("class_type", "")
+        input_name = FILE_INPUTS.get(class_type)
+        value = (node.get("inputs") or {}).get(input_name) if input_name else None
+        if input_name and isinstance(value, str):  # else a link from another node, or none
+            path = _locate(node_id, class_type, value, folders)
+            found.append(InputFile(node_id, class_type, input_name, path))
+    return found
+
+
 def attach_input_images(
     prompt: Mapping[str, Any], folders: Mapping[str, Path], limit: int | None = None
 ) -> AttachedInputs:
@@ -113,19 +137,14 @@ def attach_input_images(
     encoded = 0
     by_path: dict[Path, str] = {}
     taken: set[str] = set()
-    for node_id, node in result.prompt.items():
-        class_type = node.get("class_type", "")
-        input_name = FILE_INPUTS.get(class_type)
-        value = (node.get("inputs") or {}).get(input_name) if input_name else None
-        if not isinstance(value, str):
-            continue  # a link from another node, or no such input
-        path = _locate(node_id, class_type, value, folders)
+    for found in input_files(result.prompt, folders):
+        path = found.path
         if path not in by_path:
-            data = _read_within(node_id, class_type, path, encoded, limit)
+            data = _read_within(found.node_id, found.class_type, path, encoded, limit)
             encoded += encoded_size(len(data))  # what was read (the file may have changed)
             attached = unique_name(plain_name(path.name), taken)
             result.total_bytes += len(data)
             result.images.append({"name": attached, "image": base64.b64encode(data).decode()})
             by_path[path] = attached
-        node["inputs"][input_name] = by_path[path]
+        result.prompt[found.node_id]["inputs"][found.input_name] = by_path[path]
     return result

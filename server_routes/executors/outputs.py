@@ -112,6 +112,17 @@ def decode_base64(data: Any, limit: int) -> bytes:
         raise ValueError(f"image data is not valid base64: {exc}") from exc
 
 
+def _entry_data(image: Mapping[str, Any], limit: int) -> bytes:
+    """The bytes of one result entry: base64 text (RunPod's workers) or bytes as they came
+    (downloaded from a ComfyUI server)."""
+    kind = image.get("type", "base64")
+    if kind == "base64":
+        return decode_base64(image.get("data"), limit)
+    if kind == "bytes" and isinstance(image.get("data"), bytes):
+        return image["data"]
+    raise ValueError(f"result type {kind!r} is not supported")
+
+
 @dataclass
 class SaveReport:
     """What landed where, and what was refused (with the reason a user can act on)."""
@@ -179,11 +190,9 @@ class OutputSaver:
             try:
                 if not isinstance(image, Mapping):
                     raise ValueError("entry is not an object")
-                if image.get("type", "base64") != "base64":
-                    raise ValueError(f"result type {image.get('type')!r} is not supported")
                 name = safe_filename(image.get("filename"))
                 room = min(self.max_file_bytes, self.max_total_bytes - total)
-                data = decode_base64(image.get("data"), max(room, 0))
+                data = _entry_data(image, max(room, 0))
                 if len(data) > room:
                     raise OutputTooLarge(f"{len(data)} bytes exceed the remaining {room}")
                 if not content_matches(name, data):

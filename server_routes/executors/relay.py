@@ -296,7 +296,13 @@ class Relay:
             return await self.endings.completed(record, events, update)
         if isinstance(update, Failed):
             return await self.endings.fail(
-                record, update.kind, update.message, events, update.remote_status
+                record,
+                update.kind,
+                update.message,
+                events,
+                update.remote_status,
+                node_id=update.node_id,
+                node_type=update.node_type,
             )
         if isinstance(update, Stopped):
             return await self.endings.interrupted(record, events, update.why)

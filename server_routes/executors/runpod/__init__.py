@@ -1,3 +1,2 @@
-"""RunPod serverless: the settings (`config`), the relay that follows jobs with adaptive
-polling (`relay`, `poll_planner`), the ComfyUI events made from the worker's progress
-(`events`) and how a job ends (`endings`)."""
+"""RunPod serverless as an executor (`executor`): its settings (`config`), the adaptive polling
+schedule (`poll_planner`) and the ComfyUI events made from the worker's progress (`events`)."""
