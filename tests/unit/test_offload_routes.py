@@ -22,6 +22,7 @@ from offload_harness import (
     wait_until,
     writer_threads,
 )
+from registry_db import stored_records
 from runpod_fake import Outcome, png_bytes, running_fake
 
 from parallel_runs_node.server_routes.executors.records import JobRecord
@@ -583,11 +584,10 @@ async def test_the_registry_is_flushed_at_exit(tmp_path, fake):
         registry.update("p", status="running", remote_status="IN_PROGRESS")
 
     await asyncio.to_thread(asyncio.run, change_then_die())
-    stored = json.loads(registry.path.read_text())["jobs"]
-    assert stored[0]["status"] == "queued"  # the deferred write never ran
+    assert stored_records(registry.path)["p"]["status"] == "queued"  # the deferred write never ran
     for hook in hooks * 2:  # as atexit would call it, and harmless again
         hook()
-    (stored,) = json.loads(registry.path.read_text())["jobs"]
+    stored = stored_records(registry.path)["p"]
     assert stored["status"] == "running" and stored["remote_status"] == "IN_PROGRESS"
 
 

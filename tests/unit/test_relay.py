@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from registry_db import stored_records
 from runpod_fake import Outcome, png_bytes, running_fake
 
 from parallel_runs_node.parallel_runs.runpod.client import RunpodClient
@@ -345,7 +346,7 @@ async def relay_job(
         client = RunpodClient(session, "k", fake.base_url)
         client = wrap(client) if wrap else client
         relay = Relay(
-            registry or JobRegistry(tmp_path / "jobs.json"),
+            registry or JobRegistry(tmp_path / "jobs.sqlite3"),
             OutputSaver(tmp_path / "output"),
             server.send_sync,
             {"runpod": runpod(tmp_path, lambda: client, **options)},
@@ -432,13 +433,14 @@ async def test_outputs_without_a_node_go_to_the_prompts_output_node(tmp_path):
 class SlowDiskRegistry(JobRegistry):
     """Writes take a while, as an fsync on a busy disk does."""
 
-    def _write(self, version: int, text: str, durable: bool) -> None:
+    def _commit(self, batch: dict, durable: bool) -> None:
         time.sleep(0.05)
-        super()._write(version, text, durable)
+        super()._commit(batch, durable)
 
 
 class DiskAtEndings(FakePromptServer):
-    """Reads the registry file when a final event goes out: what a kill right then leaves."""
+    """Reads the registry database when a final event goes out: what a kill right then
+    leaves."""
 
     def __init__(self, path: Path) -> None:
         super().__init__({"tab-new": {}})
@@ -447,7 +449,7 @@ class DiskAtEndings(FakePromptServer):
 
     def send_sync(self, event: Any, data: Any, sid: str | None = None) -> None:
         if event in FINAL:
-            (job,) = json.loads(self.path.read_text())["jobs"]
+            (job,) = stored_records(self.path).values()
             self.on_disk[event] = job
         super().send_sync(event, data, sid)
 
@@ -456,7 +458,7 @@ FINAL = ("execution_success", "execution_error", "execution_interrupted")
 
 
 async def test_a_jobs_end_and_outputs_are_on_disk_before_its_final_event(tmp_path):
-    path = tmp_path / "jobs.json"
+    path = tmp_path / "jobs.sqlite3"
     server = DiskAtEndings(path)
     record = await relay_job(
         tmp_path, server, Outcome(worker_time=0.3), registry=SlowDiskRegistry(path)
@@ -474,7 +476,7 @@ def completed_status(name: str = "out.png") -> JobStatus:
 
 
 def endings_for(tmp_path, server: FakePromptServer) -> tuple[JobEndings, JobRegistry]:
-    registry = JobRegistry(tmp_path / "jobs.json")
+    registry = JobRegistry(tmp_path / "jobs.sqlite3")
 
     def emit(record: JobRecord, events: list) -> None:
         for event, data in events:
@@ -599,7 +601,7 @@ async def test_two_cancels_at_once_interrupt_the_prompt_once(tmp_path):
         aiohttp.ClientSession() as session,
     ):
         relay = Relay(
-            JobRegistry(tmp_path / "jobs.json"),
+            JobRegistry(tmp_path / "jobs.sqlite3"),
             OutputSaver(tmp_path / "output"),
             server.send_sync,
             {"runpod": runpod(tmp_path, lambda: RunpodClient(session, "k", fake.base_url))},
