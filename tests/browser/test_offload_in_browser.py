@@ -4,24 +4,28 @@ panel with its RunPod executor, its progress moves, it ends with output thumbnai
 /view, and the key is nowhere in the page (DOM, input values, storage, the workflow, websocket
 messages, HTTP answers). Stop on a running offloaded prompt cancels it remotely.
 
-ComfyUI A is real; RunPod's control plane is the loopback fake playing the worker itself
-(simulated-worker mode). On the newest frontend the key is typed into the form; on the pinned
-one the key comes from A's environment, so the form shows the server's 409 refusal instead."""
+ComfyUI A is real; RunPod's control plane is the loopback fake, playing the worker itself
+(simulated-worker mode) or handing the job to the real worker: the unmodified `runpod` worker
+loop with this package's handler, running the prompt on a second real ComfyUI. On the newest
+frontend the key is typed into the form; on the pinned one the key comes from A's environment,
+so the form shows the server's 409 refusal instead."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from panel_harness import (
+    CANVAS,
     CLICK_STOP,
     LOAD_WORKFLOW,
     OPEN_PANEL,
@@ -29,10 +33,12 @@ from panel_harness import (
     PROMPTS,
     WAIT,
     open_comfy_page,
+    press_run,
     queue_with_keyboard,
     ui_workflow,
 )
-from runpod_fake import FakeRunpod, Outcome, fake_in_thread
+from PIL import Image
+from runpod_fake import FakeRunpod, Outcome, WorkerProcess, fake_in_thread, start_worker
 
 from conftest import find_comfyui, make_base_directory, newest_frontend_root
 from parallel_runs_node.parallel_runs.client.process import ComfyProcess
@@ -208,18 +214,23 @@ class Page:
             timeout=WAIT,
         )
 
-    def run_on_runpod(self, name: str, seconds: float = 1.0) -> str:
+    def run_on_runpod(self, name: str, seconds: float = 1.0, workflow: Any = None) -> str:
         """Open a new workflow tab and choose RunPod for it in the panel header."""
-        tab = self.page.evaluate(LOAD_WORKFLOW, [ui_workflow(f"note {name}", seconds), name])
+        workflow = workflow or ui_workflow(f"note {name}", seconds)
+        tab = self.page.evaluate(LOAD_WORKFLOW, [workflow, name])
         self.page.select_option(".parallel-runs-executor", "runpod")
         self.page.wait_for_function(
             "() => !document.querySelector('.parallel-runs-runpod').hidden", timeout=WAIT
         )
         return tab
 
-    def queue_one(self, workflow_id: str) -> str:
+    def queue_one(
+        self, workflow_id: str, queue: Callable[[Any], None] = queue_with_keyboard
+    ) -> str:
+        """Queue the visible workflow as a person does (`queue`: Ctrl+Enter or the Run
+        button); the id of the prompt it added."""
         before = {p["prompt_id"] for p in self.prompts()}
-        queue_with_keyboard(self.page)
+        queue(self.page)
         self.page.wait_for_function(
             """([wf, before]) => window.__parallelRuntime.store.all()
                  .some((s) => s.workflow_id === wf && !before.includes(s.prompt_id))""",
@@ -244,6 +255,20 @@ class Page:
             timeout=WAIT,
         )
         return self.row(prompt_id)["fraction"]
+
+    def wait_thumbnails(self, prompt_id: str) -> list[str]:
+        """Wait until the prompt's row shows its output thumbnails, loaded; their srcs."""
+        self.page.wait_for_function(
+            """(id) => { const imgs = [...document.querySelectorAll(
+                 `.parallel-runs-row[data-prompt-id="${id}"] img.parallel-runs-thumb`)];
+               return imgs.length > 0 && imgs.every((i) => i.complete && i.naturalWidth > 0); }""",
+            arg=prompt_id,
+            timeout=WAIT,
+        )
+        return self.page.eval_on_selector_all(
+            f'.parallel-runs-row[data-prompt-id="{prompt_id}"] img.parallel-runs-thumb',
+            "(imgs) => imgs.map((i) => i.src)",
+        )
 
     def close(self) -> None:
         self.context.close()
@@ -341,20 +366,10 @@ def test_offloaded_prompt_from_the_panel(offload_server, chromium, artifacts_dir
         )
         images = [i for out in state["outputs"].values() for i in out.get("images", [])]
         assert images and all(i["subfolder"] == f"parallel-runs/{prompt_id}" for i in images)
-        page.page.wait_for_function(
-            """(id) => { const imgs = [...document.querySelectorAll(
-                 `.parallel-runs-row[data-prompt-id="${id}"] img.parallel-runs-thumb`)];
-               return imgs.length > 0 && imgs.every((i) => i.complete && i.naturalWidth > 0); }""",
-            arg=prompt_id,
-            timeout=WAIT,
-        )
+        srcs = page.wait_thumbnails(prompt_id)
         row = page.row(prompt_id)
         assert row["thumbs"] == [i["filename"] for i in images] and row["fraction"] == 1
         assert page.summary() == "0 running, 0 queued"
-        srcs = page.page.eval_on_selector_all(
-            f'.parallel-runs-row[data-prompt-id="{prompt_id}"] img.parallel-runs-thumb',
-            "(imgs) => imgs.map((i) => i.src)",
-        )
         for src in srcs:
             assert "/view?" in src
             served = page.context.request.get(src)
@@ -396,5 +411,75 @@ def test_stop_cancels_an_offloaded_prompt(offload_server, chromium, artifacts_di
             path=str(artifacts_dir / f"offload-{which}-stopped.png")
         )
         assert_no_key(page, prompt_id)
+    finally:
+        page.close()
+
+
+# --------------------------------------------------------------------------- the real worker
+
+
+@pytest.fixture
+def real_worker(offload_server, comfy_server, tmp_path) -> Iterator[WorkerProcess]:
+    """The unmodified `runpod` worker loop with this package's handler, taking A's jobs from
+    the fake and running them on a second real ComfyUI (the session's); the fake stops playing
+    the worker meanwhile."""
+    fake = offload_server.fake
+    simulate, fake.simulate = fake.simulate, None
+    worker = start_worker(
+        fake,
+        comfy_server.url,
+        tmp_path / "worker.log",
+        endpoint_id=ENDPOINT,
+        pod_id=f"pod-{offload_server.which}",
+        extra_env={"PARALLEL_RUNS_PROGRESS_INTERVAL": "0.2"},
+    )
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        fake.simulate = simulate
+
+
+def saving_workflow(name: str, seconds: float) -> tuple[dict[str, Any], tuple[int, int, int]]:
+    """`ui_workflow` ending in a SaveImage (the worker returns saved files, not previews);
+    with the colour its EmptyImage fills the image with."""
+    workflow = ui_workflow(f"note {name}", seconds, steps=4)
+    empty, save = workflow["nodes"][0], workflow["nodes"][3]
+    save.update(type="SaveImage", widgets_values=[f"rw{uuid.uuid4().hex[:8]}"])
+    color = empty["widgets_values"][3]
+    return workflow, ((color >> 16) & 0xFF, (color >> 8) & 0xFF, color & 0xFF)
+
+
+def test_offloaded_prompt_runs_on_the_real_worker(offload_server, real_worker, chromium):
+    """Run on: RunPod, the Run button, and the prompt goes through the real worker: the row
+    moves with the worker's progress, ends in success with the image the worker's ComfyUI
+    saved, shown in the panel and on the SaveImage node."""
+    server, which = offload_server, offload_server.which
+    ensure_key(server)
+    workflow, color = saving_workflow(f"real-worker-{which}", seconds=2.0)
+    page = Page(chromium, server.url)
+    try:
+        tab = page.run_on_runpod(f"real-worker-{which}", workflow=workflow)
+        prompt_id = page.queue_one(tab, queue=press_run)
+        worker_log = real_worker.log_text
+        assert 0 < page.wait_progress(prompt_id) < 1, worker_log()[-3000:]
+        page.wait_status(prompt_id, "success")
+        srcs = page.wait_thumbnails(prompt_id)
+
+        row = page.row(prompt_id)
+        assert row["fraction"] == 1 and len(row["thumbs"]) == 1, row
+        assert row["thumbs"][0].startswith(workflow["nodes"][3]["widgets_values"][0])
+        canvas = page.page.evaluate(CANVAS)
+        assert canvas["visible"] == tab and canvas["images"].get("4") == row["thumbs"], canvas
+        (src,) = srcs
+        served = page.context.request.get(src)
+        assert served.status == 200
+        with Image.open(io.BytesIO(served.body())) as image:  # what the worker's ComfyUI made
+            assert image.format == "PNG" and image.size == (64, 64)
+            assert image.convert("RGB").getpixel((5, 5)) == color
+
+        (job,) = [j for j in server.fake.jobs.values() if j.worker_id == f"pod-{which}"]
+        assert job.status == "COMPLETED" and job.progress, worker_log()[-3000:]
+        assert page.errors == []
     finally:
         page.close()
