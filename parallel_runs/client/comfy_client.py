@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 
+from ..capped_read import read_capped
 from ..progress_text import FEATURE_FLAG, TEXT_EVENT, decode, split_frame
 from .errors import ComfyError, PromptRejected, ServerUnavailable
 from .previews import PREVIEW_FLAG, PREVIEW_IMAGE, PREVIEW_IMAGE_WITH_METADATA, decode_preview
@@ -50,6 +51,8 @@ class ComfyClient:
     )
     server_flags: dict[str, Any] = field(default_factory=dict)
     heartbeat: float | None = 30.0
+    headers: Mapping[str, str] | None = None  # on every request (a proxy's auth header)
+    timeout: float | None = None  # seconds per HTTP request (None: no limit)
     _session: aiohttp.ClientSession | None = None
     _ws: aiohttp.ClientWebSocketResponse | None = None
 
@@ -78,7 +81,10 @@ class ComfyClient:
             await asyncio.sleep(min(CONNECT_RETRY, left))
 
     async def _connect_once(self) -> None:
-        self._session = self._session or aiohttp.ClientSession()
+        timeout = aiohttp.ClientTimeout(total=self.timeout)
+        self._session = self._session or aiohttp.ClientSession(
+            headers=dict(self.headers or {}), timeout=timeout
+        )
         ws_url = self.url.replace("http", "ws", 1) + f"/ws?clientId={self.client_id}"
         try:
             self._ws = await self._session.ws_connect(
@@ -167,13 +173,23 @@ class ComfyClient:
     async def delete_history(self, prompt_ids: Sequence[str]) -> None:
         await self.call_json("POST", "/history", json={"delete": list(prompt_ids)})
 
-    async def view(self, filename: str, subfolder: str = "", kind: str = "output") -> bytes:
-        """The bytes of one file the server keeps (`/view`, as the frontend fetches them)."""
+    async def view(
+        self, filename: str, subfolder: str = "", kind: str = "output", limit: int | None = None
+    ) -> bytes:
+        """The bytes of one file the server keeps (`/view`, as the frontend fetches them);
+        with `limit`, AnswerTooLarge past that many bytes (nothing more is read)."""
         params = {"filename": filename, "subfolder": subfolder, "type": kind}
-        status, body = await self.request("GET", "/view", params=params)
-        if status != 200:
-            raise ComfyError(status, body[:200].decode("utf-8", "replace"))
-        return body
+        try:
+            async with self.session.get(f"{self.url}/view", params=params) as response:
+                if response.status != 200:
+                    text = (await response.content.read(200)).decode("utf-8", "replace")
+                    raise ComfyError(response.status, text)
+                if limit is None:
+                    return await response.read()
+                return await read_capped(response, limit)
+        except (aiohttp.ClientConnectionError, OSError) as error:
+            message = f"cannot reach ComfyUI at {self.url} (GET /view): {error}"
+            raise ServerUnavailable(message) from error
 
     async def upload_image(
         self,

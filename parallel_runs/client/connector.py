@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..capped_read import AnswerTooLarge
 from ..convert.prompt_format import detect_format, to_prompt
 from .comfy_client import ComfyClient, Event
 from .errors import ComfyError, ConnectorError, PromptTimeout, ServerGone, ServerUnavailable
@@ -109,6 +110,7 @@ class Connector:
     input_dir: Path | None = None
     output_types: tuple[str, ...] = ("output",)
     connect_wait: float = 0.0
+    max_file_bytes: int | None = None  # an output file larger than this is not fetched
     client: ComfyClient | None = None
     _runs: dict[str, PromptHandle] = field(default_factory=dict)
     _uploads: list[Upload] = field(default_factory=list)
@@ -136,6 +138,11 @@ class Connector:
                 raise
         finally:
             await self.close()
+
+    @property
+    def alive(self) -> bool:
+        """Open, and its websocket still reading."""
+        return self._reader is not None and not self._reader.done() and self._gone is None
 
     async def open(self) -> None:
         await self.client.connect(self.connect_wait)
@@ -182,6 +189,30 @@ class Connector:
             raise
         return handle
 
+    async def attach(self, prompt_id: str, prompt: Mapping[str, Any]) -> PromptHandle:
+        """Follow a prompt queued earlier with this connection's client id (by this process
+        or one before it): from the server's queue and history, then from its events.
+        ComfyError(404) when the server knows nothing of it (it was restarted, or the
+        prompt's history was deleted)."""
+        self._check_alive()
+        handle = self._runs.get(prompt_id)
+        if handle is not None:
+            return handle
+        handle = PromptHandle(self, PromptRun(prompt_id, dict(prompt)))
+        self._runs[prompt_id] = handle  # before looking: events may come meanwhile
+        running, pending = await self.client.queue_ids()
+        if prompt_id in running:
+            handle.run.status = RunStatus.RUNNING
+            self._executing = prompt_id
+        elif prompt_id not in pending:
+            history = await self.client.history(prompt_id)
+            if history is None:
+                del self._runs[prompt_id]
+                raise ComfyError(404, f"ComfyUI at {self.url} does not know prompt {prompt_id}")
+            handle.run.finish(_status_of(history), _error_of(history))
+            self._spawn(self._finalize(handle))
+        return handle
+
     async def run(
         self, document: Mapping[str, Any], timeout: float | None = None, **options: Any
     ) -> RunResult:
@@ -216,10 +247,13 @@ class Connector:
         subfolder: str = "",
         overwrite: bool = False,
         ephemeral: bool = False,
+        kind: str = "input",
     ) -> Upload:
         """Upload an input file; ephemeral ones get a unique name and go in `cleanup()`."""
         self._check_alive()
-        upload = await upload_file(self.client, source, filename, subfolder, overwrite, ephemeral)
+        upload = await upload_file(
+            self.client, source, filename, subfolder, overwrite, ephemeral, kind
+        )
         if ephemeral:
             self._uploads.append(upload)
         return upload
@@ -298,8 +332,8 @@ class Connector:
             name, subfolder = ref["filename"], ref.get("subfolder") or ""
             kind = ref.get("type") or "output"
             try:
-                data = await self.client.view(name, subfolder, kind)
-            except ComfyError as error:
+                data = await self.client.view(name, subfolder, kind, self.max_file_bytes)
+            except (ComfyError, AnswerTooLarge) as error:
                 missing.append(f"node {node_id}: {name} could not be fetched ({error})")
                 continue
             files.append(OutputFile(node_id, name, subfolder, kind, data))
@@ -344,3 +378,23 @@ class Connector:
             raise self._gone
         if self._reader is None:
             raise ServerUnavailable(f"not connected to {self.url} (call open() first)")
+
+
+def _status_of(history: Mapping[str, Any]) -> RunStatus:
+    """How a prompt ended, from its history entry (`status.status_str` and messages)."""
+    status = history.get("status") or {}
+    messages = [m[0] for m in status.get("messages") or [] if isinstance(m, list) and m]
+    if "execution_interrupted" in messages:
+        return RunStatus.INTERRUPTED
+    if status.get("status_str") == "error" or "execution_error" in messages:
+        return RunStatus.ERROR
+    return RunStatus.SUCCESS
+
+
+def _error_of(history: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The data of the error or interruption a history entry recorded, if any."""
+    for message in (history.get("status") or {}).get("messages") or []:
+        ended = isinstance(message, list) and len(message) == 2
+        if ended and message[0] in ("execution_error", "execution_interrupted"):
+            return dict(message[1]) if isinstance(message[1], Mapping) else None
+    return None

@@ -30,8 +30,10 @@ class Upload:
 
     @property
     def reference(self) -> str:
-        """The value a loader node (LoadImage...) takes: `subfolder/name` or `name`."""
-        return f"{self.subfolder}/{self.name}" if self.subfolder else self.name
+        """The value a loader node (LoadImage...) takes: `subfolder/name` or `name`, with
+        ComfyUI's `[temp]`/`[output]` annotation outside the input folder."""
+        path = f"{self.subfolder}/{self.name}" if self.subfolder else self.name
+        return path if self.type == "input" else f"{path} [{self.type}]"
 
 
 def ephemeral_name(filename: str) -> str:
@@ -47,8 +49,10 @@ async def upload_file(
     subfolder: str = "",
     overwrite: bool = False,
     ephemeral: bool = False,
+    kind: str = "input",
 ) -> Upload:
-    """Upload a path or bytes into the server's input folder."""
+    """Upload a path or bytes into the server's input folder (or its `temp` folder, which
+    ComfyUI empties when it starts)."""
     if isinstance(source, (bytes, bytearray)):
         if not filename:
             raise ValueError("uploading bytes needs a filename")
@@ -57,12 +61,14 @@ async def upload_file(
         data = Path(source).read_bytes()
         filename = filename or Path(source).name
     stored_as = ephemeral_name(filename) if ephemeral else filename
-    answer = await client.upload_image(data, stored_as, subfolder=subfolder, overwrite=overwrite)
+    answer = await client.upload_image(
+        data, stored_as, subfolder=subfolder, overwrite=overwrite, kind=kind
+    )
     return Upload(
         original=filename,
         name=str(answer["name"]),
         subfolder=str(answer.get("subfolder") or ""),
-        type=str(answer.get("type") or "input"),
+        type=str(answer.get("type") or kind),
         ephemeral=ephemeral,
     )
 

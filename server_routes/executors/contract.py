@@ -149,6 +149,11 @@ class Executor(Protocol):
     executor instance (a RunPod endpoint id, ...)."""
 
     kind: str
+    checks_local_nodes: bool  # the prompt's node types must be installed here too
+
+    def configured(self) -> list[str]:
+        """The executor ids of this kind that are set up now (for listing and Auto)."""
+        ...
 
     def resolve(self, name: str | None) -> str:
         """The full executor id for `name` (None: the configured default); raises

@@ -108,6 +108,7 @@ class InputFile:
     node_id: str
     class_type: str
     input_name: str
+    value: str  # as the prompt names it
     path: Path
 
 
@@ -121,7 +122,7 @@ def input_files(prompt: Mapping[str, Any], folders: Mapping[str, Path]) -> list[
         value = (node.get("inputs") or {}).get(input_name) if input_name else None
         if input_name and isinstance(value, str):  # else a link from another node, or none
             path = _locate(node_id, class_type, value, folders)
-            found.append(InputFile(node_id, class_type, input_name, path))
+            found.append(InputFile(node_id, class_type, input_name, value, path))
     return found
 
 

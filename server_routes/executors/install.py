@@ -12,6 +12,8 @@ the registry is also flushed from `atexit` (the last deferred changes would be l
 from __future__ import annotations
 
 import atexit
+import re
+import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +24,15 @@ from aiohttp import web
 
 from ...parallel_runs.runpod.client import RunpodClient
 from ..jobs.routes import JobSummary
+from .comfyui.executor import ComfyuiExecutor
+from .comfyui.servers import ComfyServers
 from .outputs import OutputSaver
 from .registry import JobRegistry
 from .relay import Relay, Send, server_recipients
 from .routes import OffloadDeps, offload_routes
 from .runpod.config import OffloadConfig
 from .runpod.executor import MissingApiKey, RunpodExecutor
-from .state_files import state_directory
+from .state_files import state_directory, write_private
 
 REGISTRY_FILE = "offload_jobs.sqlite3"
 LEGACY_REGISTRY_FILE = "offload_jobs.json"  # the JSON registry of earlier versions: imported once
@@ -69,6 +73,20 @@ def _comfy_defaults() -> dict[str, Any]:
     }
 
 
+def stable_client_id(state: Path) -> Callable[[str], str]:
+    """This ComfyUI's client id on another ComfyUI server, the same after a restart (the remote
+    sends a prompt's events to the client id that queued it): kept in the private folder."""
+    path = state / "client_id"
+    try:
+        own = path.read_text("utf-8").strip()
+    except OSError:
+        own = ""
+    if not re.fullmatch(r"[0-9a-f]{32}", own):
+        own = uuid.uuid4().hex
+        write_private(path, own)
+    return lambda name: f"parallel-runs-{own}-{name}"
+
+
 def install_offload(
     server: Any,
     *,
@@ -80,6 +98,7 @@ def install_offload(
     send: Send | None = None,
     saver: OutputSaver | None = None,
     runpod_options: Mapping[str, Any] | None = None,
+    comfyui_options: Mapping[str, Any] | None = None,
     client_options: Mapping[str, Any] | None = None,
     at_exit: AtExit | None = None,
 ) -> Offload:
@@ -110,15 +129,19 @@ def install_offload(
         return RunpodClient(holder.session, key, config.base_url, **options)
 
     runpod = RunpodExecutor(config, clients, **dict(runpod_options or {}))
+    servers = ComfyServers(state, env)
+    comfyui = ComfyuiExecutor(
+        servers, config, stable_client_id(state), **dict(comfyui_options or {})
+    )
     relay = Relay(
         registry,
         saver or OutputSaver(Path(folders["output"])),
         send or server.send_sync,
-        {runpod.kind: runpod},
+        {runpod.kind: runpod, comfyui.kind: comfyui},
         # in ComfyUI: previews go by each connected client's own feature flags
         recipients=server_recipients(server) if send is None else None,
     )
-    deps = OffloadDeps(config, registry, relay, node_classes, folders)
+    deps = OffloadDeps(config, registry, relay, node_classes, folders, servers=servers)
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         holder.session = aiohttp.ClientSession(trust_env=False)
@@ -127,6 +150,7 @@ def install_offload(
             yield
         finally:
             await relay.close()
+            await comfyui.close()
             await holder.session.close()
             holder.session = None
 

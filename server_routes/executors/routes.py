@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ...parallel_runs import safe_json
 from ...parallel_runs.safe_json import JsonTooDeep
 from ...parallel_runs.validation import first_problem
+from .comfyui.servers import NAME_PATTERN, BadServer, ComfyServers
 from .contract import EXECUTOR_RE, LOCAL, ExecutorRefused, PromptJob, split_executor
 from .records import JobRecord
 from .registry import JobRegistry
@@ -90,6 +91,18 @@ class ConfigUpdate(BaseModel):
 
     endpoint_id: str | None = Field(default=None, pattern=ENDPOINT_ID_PATTERN + "|^$")
     api_key: str | None = Field(default=None, max_length=512, pattern=r"^[\x21-\x7e]*$")
+
+
+class ServerUpdate(BaseModel):
+    """POST /parallel/executors/comfyui: add or change (`url`) or remove (`url: null`) a named
+    ComfyUI server; `auth` is the Authorization header a proxy in front of it wants ("" clears
+    it, left out keeps it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=NAME_PATTERN)
+    url: str | None = Field(max_length=500)
+    auth: str | None = Field(default=None, max_length=4096, pattern=r"^[\x20-\x7e]*$")
 
 
 class RequestError(Exception):
@@ -195,6 +208,7 @@ class OffloadDeps:
     node_classes: Mapping[str, Any]  # ComfyUI's nodes.NODE_CLASS_MAPPINGS (filled in place)
     folders: Mapping[str, Path]  # "input" / "output" / "temp"
     guard: OffloadGuard | None = None  # None: an OffloadGuard over `config`
+    servers: ComfyServers | None = None  # the named ComfyUI servers (settings routes)
 
 
 def _first_validation_error(exc: ValidationError) -> RequestError:
@@ -215,21 +229,16 @@ async def _body(request: web.Request, model: type[BaseModel]) -> Any:
         raise _first_validation_error(exc) from None
 
 
-def check_prompt(prompt: Mapping[str, PromptNode], node_classes: Mapping[str, Any]) -> str | None:
-    """Node ids, known node types and links; returns the node that shows image outputs."""
+def check_prompt(
+    prompt: Mapping[str, PromptNode], node_classes: Mapping[str, Any] | None
+) -> str | None:
+    """Node ids and links; with `node_classes` also that each node type is installed and the
+    prompt has an output. Returns the node that shows image outputs (None without classes)."""
     outputs: list[str] = []
     for node_id, node in prompt.items():
         field = f"prompt.{node_id}"
         if not re.match(NODE_ID_PATTERN, node_id):
             raise RequestError(400, "invalid_prompt", f"bad node id {node_id!r}", field)
-        cls = node_classes.get(node.class_type)
-        if cls is None:
-            raise RequestError(
-                400,
-                "unknown_node",
-                f"node {node_id}: node type {node.class_type!r} is not installed on this ComfyUI",
-                f"{field}.class_type",
-            )
         for name, value in node.inputs.items():
             link = isinstance(value, list) and len(value) == 2 and isinstance(value[1], int)
             if link and str(value[0]) not in prompt:
@@ -240,8 +249,20 @@ def check_prompt(prompt: Mapping[str, PromptNode], node_classes: Mapping[str, An
                     f"node {value[0]!r}, which is not in the prompt",
                     f"{field}.inputs.{name}",
                 )
+        if node_classes is None:
+            continue  # the executor checks node types against the server that runs it
+        cls = node_classes.get(node.class_type)
+        if cls is None:
+            raise RequestError(
+                400,
+                "unknown_node",
+                f"node {node_id}: node type {node.class_type!r} is not installed on this ComfyUI",
+                f"{field}.class_type",
+            )
         if getattr(cls, "OUTPUT_NODE", False):
             outputs.append(node_id)
+    if node_classes is None:
+        return None
     if not outputs:
         raise RequestError(400, "no_output", "the prompt has no output node (such as SaveImage)")
     images = [n for n in outputs if prompt[n].class_type in IMAGE_OUTPUTS]
@@ -277,7 +298,8 @@ async def submit_prompt(body: OffloadPrompt, deps: OffloadDeps) -> JobRecord:
         )
     try:
         executor_id = executor.resolve(name)
-        output_node = check_prompt(body.prompt, deps.node_classes)
+        local_nodes = deps.node_classes if executor.checks_local_nodes else None
+        output_node = check_prompt(body.prompt, local_nodes)
         prompt = {
             node_id: node.model_dump(by_alias=True, exclude_none=True)
             for node_id, node in body.prompt.items()
@@ -373,16 +395,36 @@ def offload_routes(deps: OffloadDeps) -> web.RouteTableDef:
     @routes.get("/parallel/executors")
     async def get_executors(_request: web.Request) -> web.Response:
         """Each usable executor with its health (reachable, queue, estimated wait)."""
-        named = []
-        for executor in deps.relay.executors.values():
-            with contextlib.suppress(ExecutorRefused):
-                named.append((executor, executor.resolve(None)))
+        named = [(e, name) for e in deps.relay.executors.values() for name in e.configured()]
         healths = await asyncio.gather(*(e.health(name) for e, name in named))
         listed = [{"executor": LOCAL, "kind": LOCAL}] + [
             {"executor": h.executor, "kind": e.kind, "health": asdict(h)}
             for (e, _), h in zip(named, healths, strict=True)
         ]
         return web.json_response({"executors": listed})
+
+    def servers_view() -> web.Response:
+        servers = deps.servers.view() if deps.servers is not None else []
+        return web.json_response({"servers": [server.model_dump() for server in servers]})
+
+    @routes.get("/parallel/executors/comfyui")
+    async def get_servers(_request: web.Request) -> web.Response:
+        return servers_view()
+
+    @routes.post("/parallel/executors/comfyui")
+    @guarded(settings=True)
+    async def post_servers(request: web.Request) -> web.Response:
+        if deps.servers is None:
+            return RequestError(404, "not_available", "no ComfyUI servers here").response()
+        try:
+            body: ServerUpdate = await _body(request, ServerUpdate)
+            async with settings_lock:  # the writes fsync: off the event loop
+                await asyncio.to_thread(deps.servers.set_server, body.name, body.url, body.auth)
+        except RequestError as exc:
+            return exc.response()
+        except BadServer as exc:
+            return RequestError(400, "invalid_server", str(exc), "url").response()
+        return servers_view()
 
     @routes.get("/parallel/offload/config")
     async def get_config(_request: web.Request) -> web.Response:

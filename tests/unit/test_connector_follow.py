@@ -42,7 +42,9 @@ class FlakyViews(ComfyClient):
     async def history(self, prompt_id: str) -> dict[str, Any] | None:
         return {"outputs": {"3": {"images": [saved("kept.png"), saved("gone.png")]}}}
 
-    async def view(self, filename: str, subfolder: str = "", kind: str = "output") -> bytes:
+    async def view(
+        self, filename: str, subfolder: str = "", kind: str = "output", limit: int | None = None
+    ) -> bytes:
         if filename == "gone.png":
             raise ComfyError(404, "")
         return b"\x89PNG kept"

@@ -184,6 +184,9 @@ class RunpodExecutor:
     learned about its run times, and wake each other when that changes."""
 
     kind = KIND
+    checks_local_nodes = (
+        True  # the worker runs a ComfyUI like this one: its node types are checked here
+    )
 
     def __init__(
         self,
@@ -211,6 +214,10 @@ class RunpodExecutor:
         self.polls = 0  # status requests made, for benchmarks
 
     # ------------------------------------------------------------------ submit
+
+    def configured(self) -> list[str]:
+        endpoint = self.config.endpoint_id
+        return [f"{KIND}:{endpoint}"] if endpoint and self.config.api_key() else []
 
     def resolve(self, name: str | None) -> str:
         if not self.config.allowed:
