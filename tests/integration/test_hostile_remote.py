@@ -22,6 +22,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from offload_harness import events_until, real_prompt, start_comfy_a
+from registry_db import raw_bytes, stored_records, stored_text
 from runpod_fake import FakeRunpod, Outcome, fake_in_thread, png_bytes
 
 from parallel_runs_node.parallel_runs.client.comfy_client import ComfyClient, Event
@@ -89,8 +90,11 @@ class ComfyA:
         return job
 
     def registry_text(self) -> str:
-        state = self.base / "user" / "__parallel_runs"
-        return "".join(p.read_text(errors="replace") for p in state.glob("offload_jobs*"))
+        """What the job database holds: its rows' records, then its files' raw bytes."""
+        database = self.base / "user" / "__parallel_runs" / "offload_jobs.sqlite3"
+        raw = raw_bytes(database).decode(errors="replace")  # before a connection of ours
+        assert stored_records(database), "the registry holds the jobs"
+        return stored_text(database) + "\n" + raw
 
     def log(self) -> str:
         return (self.base / "comfyui.log").read_text(errors="replace")

@@ -11,6 +11,7 @@ import uuid
 import aiohttp
 import pytest
 from offload_harness import simple_prompt, start_comfy_a
+from registry_db import raw_bytes, stored_records, stored_text
 from runpod_fake import Outcome, fake_in_thread
 from yarl import URL
 
@@ -135,9 +136,14 @@ async def test_the_key_never_leaves_the_server(tmp_path):
     assert "[parallel-runs]" in log and SECRET not in log
     saved = dict(readable_files(base))
     assert any("parallel-runs" in str(p) for p in saved), "outputs were saved"
-    assert any(p.name == "offload_jobs.json" for p in saved), "the registry was written"
-    for path, data in saved.items():
+    registry = base / "user" / "__parallel_runs" / "offload_jobs.sqlite3"
+    assert registry in saved, "the registry was written"
+    for path, data in saved.items():  # the database and its log among them, byte for byte
         assert SECRET.encode() not in data, path
+    assert SECRET.encode() not in raw_bytes(registry)
+    records = stored_records(registry)  # and what its rows hold, however they are paged
+    assert {job["status"] for job in records.values()} >= {"success", "error"}
+    assert SECRET not in stored_text(registry)
     client_requests = [r for r in requests if "/job-" not in r[1] and "/ping/" not in r[1]]
     assert client_requests
     for _method, path, headers in client_requests:

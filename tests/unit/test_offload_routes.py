@@ -591,6 +591,28 @@ async def test_the_registry_is_flushed_at_exit(tmp_path, fake):
     assert stored["status"] == "running" and stored["remote_status"] == "IN_PROGRESS"
 
 
+async def test_the_json_registry_of_an_earlier_version_is_imported_at_start(
+    tmp_path, fake, aiohttp_client
+):
+    """An upgrade keeps the jobs: offload_jobs.json in the state folder goes into the database
+    when ComfyUI starts, and is renamed aside so that it is imported once."""
+    state = tmp_path / "user" / "__parallel_runs"
+    state.mkdir(parents=True)
+    job = {"prompt_id": "p-old", "endpoint_id": "ep-test", "job_id": "j-old"}
+    job |= {"status": "error", "created_at": 1.0, "finished_at": 2.0}
+    (state / "offload_jobs.json").write_text(json.dumps({"version": 1, "jobs": [job]}))
+    app, offload, _ = build_app(tmp_path, harness_env(fake))
+    client = await aiohttp_client(app)  # start-up resumes, so loads the registry
+    assert offload.deps.registry.get("p-old").executor == "runpod:ep-test"
+    assert offload.deps.registry.path == state / "offload_jobs.sqlite3"
+    assert stored_records(state / "offload_jobs.sqlite3")["p-old"]["job_id"] == "j-old"
+    assert sorted(p.name for p in state.glob("offload_jobs.json*")) == [
+        "offload_jobs.json.migrated"
+    ]
+    jobs = await (await client.get("/parallel/offload/jobs")).json()
+    assert [j["prompt_id"] for j in jobs["jobs"]] == ["p-old"]
+
+
 @pytest.mark.parametrize(
     ("value", "seconds"),
     [(None, 30.0), ("2", 2.0), ("0", 1.0), ("99999", 600.0), ("nan", 30.0), ("soon", 30.0)],
