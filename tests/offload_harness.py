@@ -184,6 +184,7 @@ def build_app(
     server: RecordingServer | None = None,
     saver_limits: Mapping[str, int] | None = None,
     at_exit: AtExit | None = None,
+    comfyui_options: Mapping[str, Any] | None = None,
 ) -> tuple[web.Application, Offload, RecordingServer]:
     """The offload routes and lifecycle on a bare app, with ComfyUI-like folders under `base`."""
     for sub in ("input", "output", "temp", "user"):
@@ -199,6 +200,7 @@ def build_app(
         saver=OutputSaver(base / "output", **dict(saver_limits or {})),
         client_options={"retry": FAST_RETRY},
         runpod_options=FAST_RELAY,
+        comfyui_options=comfyui_options,
         at_exit=at_exit,
     )
     app = web.Application()
