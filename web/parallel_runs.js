@@ -53,6 +53,17 @@ function setting(id, fallback) {
   return value ?? fallback;
 }
 
+/** The names of the ComfyUI servers prompts can run on ([] when unknown). */
+async function loadServers(api) {
+  try {
+    const response = await api.fetchApi("/parallel/executors/comfyui");
+    const body = response.ok ? await response.json() : {};
+    return (body.servers ?? []).map((server) => server.name);
+  } catch {
+    return [];
+  }
+}
+
 /** Everything the extension runs, created once in setup() and handed to the settings. */
 function start() {
   const previews = createPreviewUrls();
@@ -89,6 +100,7 @@ function start() {
         onView: (view) => choice?.setDefaultEndpoint(view?.endpoint_id ?? null),
       });
       choice = createExecutorChoice({ tabs, runpodSection: settings.element });
+      loadServers(api).then((names) => choice.setServers(names));
       return createPanel({ store, api, tabs, names, stop, previews, header: choice.element });
     },
   });

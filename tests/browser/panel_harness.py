@@ -100,6 +100,7 @@ PANEL_ROWS = """() => [...document.querySelectorAll('.parallel-runs-row')].map((
   prompt_id: row.dataset.promptId,
   status: row.dataset.status,
   workflow_id: row.dataset.workflowId,
+  executor: row.dataset.executor,
   fraction: Number(row.querySelector('.parallel-runs-bar').dataset.fraction),
   node: row.querySelector('.parallel-runs-node')?.textContent ?? null,
   text: row.querySelector('.parallel-runs-text')?.textContent ?? null,

@@ -115,10 +115,14 @@ class OffloadServer:
         return self.comfy.url
 
 
-def start_comfy_a(base: Path, fake: FakeRunpod, front_end_root: Path | None, key: str | None):
-    """ComfyUI A, pointed at the fake only through its environment; no key unless given."""
+def start_comfy_a(
+    base: Path, fake: FakeRunpod, front_end_root: Path | None, key: str | None, server_c: str
+):
+    """ComfyUI A, pointed at the fake only through its environment; no key unless given;
+    `server_c` is another ComfyUI it may run prompts on, named "c"."""
     env = {k: v for k, v in os.environ.items() if k != "RUNPOD_API_KEY"}
     env.update(RUNPOD_ENDPOINT_BASE_URL=fake.base_url, RUNPOD_ENDPOINT_ID=ENDPOINT)
+    env["PARALLEL_RUNS_COMFYUI_SERVERS"] = f"c={server_c}"
     if key:
         env["RUNPOD_API_KEY"] = key
     args = ("--front-end-root", str(front_end_root)) if front_end_root else ()
@@ -134,7 +138,7 @@ def start_comfy_a(base: Path, fake: FakeRunpod, front_end_root: Path | None, key
 
 
 @pytest.fixture(scope="module", params=["newest", "pinned"])
-def offload_server(request, tmp_path_factory) -> Iterator[OffloadServer]:
+def offload_server(request, tmp_path_factory, comfy_server) -> Iterator[OffloadServer]:
     """Newest frontend: the key is set from the UI. Pinned: the key is in A's environment."""
     which = request.param
     outcome = Outcome(kind="complete", worker_time=4.0, steps=8)
@@ -145,6 +149,7 @@ def offload_server(request, tmp_path_factory) -> Iterator[OffloadServer]:
             fake,
             newest_frontend_root() if newest else None,
             None if newest else KEY,
+            comfy_server.url,
         )
         try:
             yield OffloadServer(which, comfy, fake, key_from_env=not newest)
@@ -480,6 +485,40 @@ def test_offloaded_prompt_runs_on_the_real_worker(offload_server, real_worker, c
 
         (job,) = [j for j in server.fake.jobs.values() if j.worker_id == f"pod-{which}"]
         assert job.status == "COMPLETED" and job.progress, worker_log()[-3000:]
+        assert page.errors == []
+    finally:
+        page.close()
+
+
+def test_a_workflow_set_to_run_on_another_comfyui_server(offload_server, chromium):
+    """Run on: "ComfyUI: c" (a second ComfyUI), Ctrl+Enter: the row moves with the progress
+    there, ends in success with the image made there, saved here, shown in the panel and on
+    the SaveImage node; the workflow keeps its choice."""
+    server, which = offload_server, offload_server.which
+    name = f"server-c-{which}"
+    workflow, color = saving_workflow(name, seconds=2.0)
+    page = Page(chromium, server.url)
+    try:
+        tab = page.page.evaluate(LOAD_WORKFLOW, [workflow, name])
+        page.page.select_option(".parallel-runs-executor", "comfyui:c")  # listed by the server
+        assert page.page.is_hidden(".parallel-runs-endpoint")  # RunPod's field is not shown
+        prompt_id = page.queue_one(tab)
+        assert 0 < page.wait_progress(prompt_id) < 1
+        page.wait_status(prompt_id, "success")
+        (src,) = page.wait_thumbnails(prompt_id)
+        row = page.row(prompt_id)
+        assert row["executor"] == "comfyui:c" and row["fraction"] == 1, row
+        canvas = page.page.evaluate(CANVAS)
+        assert canvas["visible"] == tab and canvas["images"].get("4") == row["thumbs"], canvas
+        served = page.context.request.get(src)
+        saved = Path(server.comfy.base_directory, "output", "parallel-runs", prompt_id)
+        assert served.status == 200 and len(list(saved.glob("*.png"))) == 1
+        with Image.open(io.BytesIO(served.body())) as image:  # made on c, saved on A
+            assert image.size == (64, 64) and image.convert("RGB").getpixel((5, 5)) == color
+        extra = page.page.evaluate(
+            "() => window.__parallelRuntime.tabs.extra()?.parallel_runs ?? null"
+        )
+        assert extra == {"executor": "comfyui:c"}
         assert page.errors == []
     finally:
         page.close()

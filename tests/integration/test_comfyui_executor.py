@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import find_comfyui
 from graphs import fresh_color, slow_note_graph
 from offload_harness import Harness, offload_app, wait_until
 from PIL import Image
 
+from conftest import find_comfyui
 from parallel_runs_node.parallel_runs.client.process import ComfyProcess
 
 

@@ -6,6 +6,7 @@ import { test } from "node:test";
 
 import { formatElapsed, outputImages } from "../../web/views/panel.js";
 import { executorChoice, nodeNames, OFFLOAD_ROUTE, planQueue } from "../../web/hooks/queue_hook.js";
+import { selectValue } from "../../web/views/executor_choice.js";
 import { titleFor } from "../../web/views/title.js";
 import { mergeNodeOutput, workflowKey } from "../../web/hooks/workflow_tabs.js";
 
@@ -38,6 +39,18 @@ test("executorChoice defaults to local and needs runpod spelled out", () => {
     name: "ep-1",
     id: "runpod:ep-1",
   });
+});
+
+test("executorChoice names a ComfyUI server; the older endpoint_id is RunPod's only", () => {
+  assert.deepEqual(choose({ executor: "comfyui:gpu2" }), {
+    kind: "comfyui",
+    name: "gpu2",
+    id: "comfyui:gpu2",
+  });
+  assert.equal(choose({ executor: "comfyui", endpoint_id: "ep-1" }).id, "comfyui");
+  assert.equal(selectValue(choose({ executor: "comfyui:gpu2" })), "comfyui:gpu2");
+  assert.equal(selectValue(choose({ executor: "runpod:ep-1" })), "runpod");
+  assert.equal(selectValue(choose({})), "local");
 });
 
 test("executorChoice reads the older {executor: 'runpod', endpoint_id} form", () => {

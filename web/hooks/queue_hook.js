@@ -22,13 +22,14 @@ function uuid4() {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
-const EXECUTOR_ID = /^(runpod)(?::([A-Za-z0-9_.-]{1,64}))?$/;
+const EXECUTOR_ID = /^(runpod|comfyui)(?::([A-Za-z0-9_.-]{1,64}))?$/;
 const EXECUTOR_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
 /**
  * The executor a workflow chose, from `extra.parallel_runs.executor`: `{kind, name, id}` where
- * id is "local", "runpod" (the server's default endpoint) or "runpod:<endpoint>". Reads the
- * older `{executor: "runpod", endpoint_id}` too; anything unknown runs locally.
+ * id is "local", "runpod" (the server's default endpoint), "runpod:<endpoint>" or
+ * "comfyui:<server>". Reads the older `{executor: "runpod", endpoint_id}` too; anything unknown
+ * runs locally.
  */
 export function executorChoice(workflow) {
   const choice = workflow?.extra?.parallel_runs;
@@ -36,7 +37,7 @@ export function executorChoice(workflow) {
   if (!match) return { kind: "local", name: null, id: "local" };
   let name = match[2] ?? null;
   const older = typeof choice.endpoint_id === "string" ? choice.endpoint_id.trim() : "";
-  if (!name && EXECUTOR_NAME.test(older)) name = older;
+  if (!name && match[1] === "runpod" && EXECUTOR_NAME.test(older)) name = older;
   return { kind: match[1], name, id: name ? `${match[1]}:${name}` : match[1] };
 }
 

@@ -1,6 +1,7 @@
-// Parallel Runs: per-workflow executor (Local / RunPod endpoint), kept in the workflow's own
-// extra data as `extra.parallel_runs = {executor: "local" | "runpod" | "runpod:<endpoint>"}` so
-// it travels with the workflow file. Never a key: the RunPod API key stays on the server.
+// Parallel Runs: per-workflow executor (Local / a ComfyUI server / RunPod endpoint), kept in the
+// workflow's own extra data as `extra.parallel_runs = {executor: "local" | "comfyui:<server>" |
+// "runpod" | "runpod:<endpoint>"}` so it travels with the workflow file. Never a key: the RunPod
+// API key and the servers' auth headers stay on the server.
 
 import { el } from "./dom.js";
 import { executorChoice } from "../hooks/queue_hook.js";
@@ -8,6 +9,11 @@ import { executorChoice } from "../hooks/queue_hook.js";
 /** The endpoint field's placeholder: the server's default endpoint when it has one (pure). */
 export function endpointPlaceholder(defaultEndpoint) {
   return defaultEndpoint ? `default: ${defaultEndpoint}` : "endpoint id (none set)";
+}
+
+/** The select's value for a choice: the kind, or the server for a ComfyUI one (pure). */
+export function selectValue(choice) {
+  return choice.kind === "comfyui" ? choice.id : choice.kind;
 }
 
 /**
@@ -43,18 +49,36 @@ export function createExecutorChoice({ tabs, runpodSection = null }) {
     if (!extra) return;
     const id = endpoint.value.trim().replace(/[^A-Za-z0-9_-]/g, "");
     const runpod = id ? `runpod:${id}` : "runpod";
-    extra.parallel_runs = { executor: select.value === "runpod" ? runpod : "local" };
+    extra.parallel_runs = { executor: select.value === "runpod" ? runpod : select.value };
     tabs.markChanged();
     refresh();
   }
 
   function refresh() {
     const choice = read();
-    select.value = choice.kind;
+    const value = selectValue(choice);
+    if (![...select.options].some((option) => option.value === value)) {
+      // a server this ComfyUI does not know (yet): shown, so the choice is not lost silently
+      select.append(el("option", { value, text: `${choice.name} (not configured)` }));
+    }
+    select.value = value;
     if (document.activeElement !== endpoint) endpoint.value = choice.name ?? "";
     endpoint.hidden = choice.kind !== "runpod";
     if (runpodSection) runpodSection.hidden = choice.kind !== "runpod";
     root.dataset.executor = choice.kind;
+  }
+
+  /** The named ComfyUI servers this ComfyUI can run prompts on (from the server). */
+  function setServers(names) {
+    for (const option of [...select.options]) {
+      if (option.value.startsWith("comfyui:")) option.remove();
+    }
+    const runpodOption = select.querySelector('option[value="runpod"]');
+    for (const name of names) {
+      const option = el("option", { value: `comfyui:${name}`, text: `ComfyUI: ${name}` });
+      select.insertBefore(option, runpodOption);
+    }
+    refresh();
   }
 
   /** The server's default endpoint changed (from the RunPod settings). */
@@ -65,5 +89,5 @@ export function createExecutorChoice({ tabs, runpodSection = null }) {
   select.addEventListener("change", write);
   endpoint.addEventListener("change", write);
   refresh();
-  return { element: root, refresh, read, setDefaultEndpoint };
+  return { element: root, refresh, read, setDefaultEndpoint, setServers };
 }
