@@ -10,7 +10,7 @@ import { createPanel, createPreviewUrls } from "./views/panel.js";
 import { createPanelHost } from "./views/panel_host.js";
 import { stopPrompt } from "./hooks/prompt_actions.js";
 import { aggregateProgress, createStore } from "./state/prompt_state.js";
-import { installQueueHook } from "./hooks/queue_hook.js";
+import { autoOptions, installQueueHook } from "./hooks/queue_hook.js";
 import { installTitle } from "./views/title.js";
 import { createWorkflowTabs } from "./hooks/workflow_tabs.js";
 
@@ -20,6 +20,8 @@ export const EXTENSION_NAME = "parallel.runs";
 const PACKAGE_EVENTS = ["parallel.queued", "parallel.snapshot", "parallel.progress_text", "parallel.job"];
 const SETTING_PANEL = "ParallelRuns.Panel.Enabled";
 const SETTING_CAP = "ParallelRuns.History.Cap";
+const SETTING_AUTO_ALLOWED = "ParallelRuns.Auto.Allowed";
+const SETTING_AUTO_PAID_AFTER = "ParallelRuns.Auto.PaidAfter";
 
 /** Ask the server which version and features are active (null when the route is missing). */
 async function fetchHealth() {
@@ -83,6 +85,8 @@ function start() {
     visibleWorkflowId: tabs.visibleId,
     announce: (detail) => emit("parallel.queued", detail),
     forget: (id) => store.remove(id),
+    autoOptions: () =>
+      autoOptions(setting(SETTING_AUTO_ALLOWED, ""), setting(SETTING_AUTO_PAID_AFTER, 0)),
   });
   const clientId = () => api.clientId ?? api.initialClientId ?? null;
   const resync = () =>
@@ -120,6 +124,21 @@ app.registerExtension({
       type: "boolean",
       defaultValue: true,
       onChange: (value) => runtime?.host.setEnabled(value !== false),
+    },
+    {
+      id: SETTING_AUTO_ALLOWED,
+      category: ["Parallel Runs", "Auto", "Allowed"],
+      name: "Executors Auto may use (comma-separated, e.g. local, comfyui:gpu2; empty: all)",
+      type: "text",
+      defaultValue: "",
+    },
+    {
+      id: SETTING_AUTO_PAID_AFTER,
+      category: ["Parallel Runs", "Auto", "PaidAfter"],
+      name: "Auto uses RunPod only when the free executors would wait longer than (seconds; 0: never)",
+      type: "number",
+      defaultValue: 0,
+      attrs: { min: 0, max: 86400, step: 10 },
     },
     {
       id: SETTING_CAP,

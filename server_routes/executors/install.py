@@ -24,8 +24,10 @@ from aiohttp import web
 
 from ...parallel_runs.runpod.client import RunpodClient
 from ..jobs.routes import JobSummary
+from .auto import AutoChooser, local_health
 from .comfyui.executor import ComfyuiExecutor
 from .comfyui.servers import ComfyServers
+from .contract import Health
 from .outputs import OutputSaver
 from .registry import JobRegistry
 from .relay import Relay, Send, server_recipients
@@ -141,7 +143,13 @@ def install_offload(
         # in ComfyUI: previews go by each connected client's own feature flags
         recipients=server_recipients(server) if send is None else None,
     )
-    deps = OffloadDeps(config, registry, relay, node_classes, folders, servers=servers)
+    queue = getattr(server, "prompt_queue", None)  # ComfyUI's own queue (not on a bare app)
+
+    async def local() -> Health:
+        return local_health(queue)
+
+    auto = AutoChooser(relay.executors, local if queue is not None else None)
+    deps = OffloadDeps(config, registry, relay, node_classes, folders, servers=servers, auto=auto)
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         holder.session = aiohttp.ClientSession(trust_env=False)

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ...parallel_runs import safe_json
 from ...parallel_runs.safe_json import JsonTooDeep
 from ...parallel_runs.validation import first_problem
+from .auto import AutoChooser
 from .comfyui.servers import NAME_PATTERN, BadServer, ComfyServers
 from .contract import EXECUTOR_RE, LOCAL, ExecutorRefused, PromptJob, split_executor
 from .records import JobRecord
@@ -103,6 +104,18 @@ class ServerUpdate(BaseModel):
     name: str = Field(pattern=NAME_PATTERN)
     url: str | None = Field(max_length=500)
     auth: str | None = Field(default=None, max_length=4096, pattern=r"^[\x20-\x7e]*$")
+
+
+class AutoRequest(BaseModel):
+    """POST /parallel/executors/choose: where Auto would run a prompt now. `allowed` limits the
+    candidates (executor ids, "local" for this ComfyUI; none: every configured one);
+    `paid_after` is the wait in seconds of the free ones past which RunPod may be used
+    (none or 0: never)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    allowed: list[str] | None = Field(default=None, max_length=100)
+    paid_after: float | None = Field(default=None, ge=0, le=86400)
 
 
 class RequestError(Exception):
@@ -208,6 +221,7 @@ class OffloadDeps:
     node_classes: Mapping[str, Any]  # ComfyUI's nodes.NODE_CLASS_MAPPINGS (filled in place)
     folders: Mapping[str, Path]  # "input" / "output" / "temp"
     guard: OffloadGuard | None = None  # None: an OffloadGuard over `config`
+    auto: AutoChooser | None = None  # None: Auto is not offered
     servers: ComfyServers | None = None  # the named ComfyUI servers (settings routes)
 
 
@@ -290,6 +304,14 @@ async def submit_prompt(body: OffloadPrompt, deps: OffloadDeps) -> JobRecord:
         raise RequestError(
             400, "local_executor", "local prompts go to ComfyUI's own /prompt", named
         )
+    if kind == "auto":
+        raise RequestError(
+            400,
+            "auto_unresolved",
+            "Auto is chosen per prompt: ask POST /parallel/executors/choose, then queue the "
+            "prompt where it says (this ComfyUI's own /prompt for 'local')",
+            named,
+        )
     executor = deps.relay.executors.get(kind)
     if executor is None:
         known = ", ".join(sorted(deps.relay.executors)) or "none"
@@ -336,6 +358,7 @@ def offload_routes(deps: OffloadDeps) -> web.RouteTableDef:
     routes = web.RouteTableDef()
     guard = deps.guard or OffloadGuard(deps.config)
     settings_lock = asyncio.Lock()  # one settings write at a time: file and cache agree
+    auto = deps.auto or AutoChooser(deps.relay.executors, None)
 
     def guarded(*, settings: bool = False) -> Callable[[Handler], Handler]:
         def wrap(handler: Handler) -> Handler:
@@ -394,14 +417,31 @@ def offload_routes(deps: OffloadDeps) -> web.RouteTableDef:
 
     @routes.get("/parallel/executors")
     async def get_executors(_request: web.Request) -> web.Response:
-        """Each usable executor with its health (reachable, queue, estimated wait)."""
-        named = [(e, name) for e in deps.relay.executors.values() for name in e.configured()]
-        healths = await asyncio.gather(*(e.health(name) for e, name in named))
-        listed = [{"executor": LOCAL, "kind": LOCAL}] + [
-            {"executor": h.executor, "kind": e.kind, "health": asdict(h)}
-            for (e, _), h in zip(named, healths, strict=True)
+        """Every usable executor (this ComfyUI first) with its health: reachable, queue,
+        estimated wait."""
+        healths = await auto.healths(None)
+        listed = [
+            {"executor": h.executor, "kind": h.executor.partition(":")[0], "health": asdict(h)}
+            for h in healths
         ]
+        if not any(h.executor == LOCAL for h in healths):
+            listed.insert(0, {"executor": LOCAL, "kind": LOCAL})
         return web.json_response({"executors": listed})
+
+    @routes.post("/parallel/executors/choose")
+    @guarded()
+    async def post_choose(request: web.Request) -> web.Response:
+        try:
+            body: AutoRequest = await _body(request, AutoRequest)
+        except RequestError as exc:
+            return exc.response()
+        allowed = set(body.allowed) if body.allowed is not None else None
+        choice = await auto.choose(allowed, body.paid_after)
+        if choice is None:
+            return RequestError(
+                409, "no_executor", "Auto found no executor that can run a prompt now"
+            ).response()
+        return web.json_response({"executor": choice.executor, "waits": choice.waits})
 
     def servers_view() -> web.Response:
         servers = deps.servers.view() if deps.servers is not None else []

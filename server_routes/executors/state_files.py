@@ -1,5 +1,6 @@
-"""The package's private files in ComfyUI's user folder: settings, the RunPod key, the job
-records. Written whole or not at all, readable by the owner only."""
+"""The package's private files in ComfyUI's user folder: settings, the RunPod key, the named
+servers and their auth headers, this ComfyUI's client id. Written whole or not at all,
+readable by the owner only. (The job records are a database in the same folder: registry.py.)"""
 
 from __future__ import annotations
 

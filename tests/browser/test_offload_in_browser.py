@@ -116,13 +116,13 @@ class OffloadServer:
 
 
 def start_comfy_a(
-    base: Path, fake: FakeRunpod, front_end_root: Path | None, key: str | None, server_c: str
+    base: Path, fake: FakeRunpod, front_end_root: Path | None, key: str | None, servers: str
 ):
     """ComfyUI A, pointed at the fake only through its environment; no key unless given;
-    `server_c` is another ComfyUI it may run prompts on, named "c"."""
+    `servers` are the other ComfyUI servers it may run prompts on ("name=url,...")."""
     env = {k: v for k, v in os.environ.items() if k != "RUNPOD_API_KEY"}
     env.update(RUNPOD_ENDPOINT_BASE_URL=fake.base_url, RUNPOD_ENDPOINT_ID=ENDPOINT)
-    env["PARALLEL_RUNS_COMFYUI_SERVERS"] = f"c={server_c}"
+    env["PARALLEL_RUNS_COMFYUI_SERVERS"] = servers
     if key:
         env["RUNPOD_API_KEY"] = key
     args = ("--front-end-root", str(front_end_root)) if front_end_root else ()
@@ -138,7 +138,9 @@ def start_comfy_a(
 
 
 @pytest.fixture(scope="module", params=["newest", "pinned"])
-def offload_server(request, tmp_path_factory, comfy_server) -> Iterator[OffloadServer]:
+def offload_server(
+    request, tmp_path_factory, comfy_server, comfy_server_newest
+) -> Iterator[OffloadServer]:
     """Newest frontend: the key is set from the UI. Pinned: the key is in A's environment."""
     which = request.param
     outcome = Outcome(kind="complete", worker_time=4.0, steps=8)
@@ -149,7 +151,7 @@ def offload_server(request, tmp_path_factory, comfy_server) -> Iterator[OffloadS
             fake,
             newest_frontend_root() if newest else None,
             None if newest else KEY,
-            comfy_server.url,
+            f"b={comfy_server_newest.url},c={comfy_server.url}",
         )
         try:
             yield OffloadServer(which, comfy, fake, key_from_env=not newest)
@@ -519,6 +521,29 @@ def test_a_workflow_set_to_run_on_another_comfyui_server(offload_server, chromiu
             "() => window.__parallelRuntime.tabs.extra()?.parallel_runs ?? null"
         )
         assert extra == {"executor": "comfyui:c"}
+        assert page.errors == []
+    finally:
+        page.close()
+
+
+def test_auto_spreads_a_batch_across_this_comfyui_and_the_servers(offload_server, chromium):
+    """Run on: Auto, Ctrl+Enter four times: each prompt goes where it starts soonest, so the
+    four spread over this ComfyUI and the servers; all four finish, each in its own row."""
+    server, which = offload_server, offload_server.which
+    name = f"auto-{which}"
+    workflow, _color = saving_workflow(name, seconds=3.0)
+    page = Page(chromium, server.url)
+    try:
+        tab = page.page.evaluate(LOAD_WORKFLOW, [workflow, name])
+        page.page.select_option(".parallel-runs-executor", "auto")
+        prompt_ids = [page.queue_one(tab) for _ in range(4)]
+        for prompt_id in prompt_ids:
+            page.wait_status(prompt_id, "success")
+        executors = [page.row(prompt_id)["executor"] for prompt_id in prompt_ids]
+        assert executors[0] == "local", executors  # this ComfyUI was idle: first choice
+        assert len(set(executors)) >= 2 and set(executors) <= {"local", "comfyui:b", "comfyui:c"}
+        for prompt_id in prompt_ids:
+            assert len(page.wait_thumbnails(prompt_id)) == 1
         assert page.errors == []
     finally:
         page.close()

@@ -5,7 +5,13 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { formatElapsed, outputImages } from "../../web/views/panel.js";
-import { executorChoice, nodeNames, OFFLOAD_ROUTE, planQueue } from "../../web/hooks/queue_hook.js";
+import {
+  autoOptions,
+  executorChoice,
+  nodeNames,
+  OFFLOAD_ROUTE,
+  planQueue,
+} from "../../web/hooks/queue_hook.js";
 import { selectValue } from "../../web/views/executor_choice.js";
 import { titleFor } from "../../web/views/title.js";
 import { mergeNodeOutput, workflowKey } from "../../web/hooks/workflow_tabs.js";
@@ -152,4 +158,26 @@ test("workflowKey names a tab by its graph id", () => {
   assert.equal(workflowKey({ activeState: { id: "g-1" }, initialState: { id: "g-0" } }), "g-1");
   assert.equal(workflowKey({ initialState: { id: "g-0" } }), "g-0");
   assert.equal(workflowKey(null), null);
+});
+
+test("Auto's options come from the settings, with empty meaning all and 0 never", () => {
+  assert.deepEqual(autoOptions("", 0), { allowed: null, paid_after: null });
+  assert.deepEqual(autoOptions(" local, comfyui:gpu2 ,,", "120"), {
+    allowed: ["local", "comfyui:gpu2"],
+    paid_after: 120,
+  });
+  assert.deepEqual(autoOptions(undefined, "nonsense"), { allowed: null, paid_after: null });
+  assert.equal(autoOptions("", 1e9).paid_after, 86400);
+});
+
+test("a workflow on Auto is planned where Auto chose", () => {
+  const body = queueBody({ parallel_runs: { executor: "auto" } });
+  assert.equal(executorChoice(body.extra_data.extra_pnginfo.workflow).kind, "auto");
+  const remote = planQueue(body, "f", executorChoice({ extra: { parallel_runs: { executor: "comfyui:b" } } }));
+  assert.equal(remote.route, OFFLOAD_ROUTE);
+  assert.equal(remote.body.executor, "comfyui:b");
+  assert.equal(remote.record.executor, "comfyui:b");
+  const local = planQueue(body, "f", executorChoice({}));
+  assert.equal(local.route, null);
+  assert.equal(local.record.executor, "local");
 });

@@ -22,17 +22,37 @@ function uuid4() {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
-const EXECUTOR_ID = /^(runpod|comfyui)(?::([A-Za-z0-9_.-]{1,64}))?$/;
+const EXECUTOR_ID = /^(runpod|comfyui|auto)(?::([A-Za-z0-9_.-]{1,64}))?$/;
+export const CHOOSE_ROUTE = "/parallel/executors/choose";
 const EXECUTOR_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
 /**
  * The executor a workflow chose, from `extra.parallel_runs.executor`: `{kind, name, id}` where
  * id is "local", "runpod" (the server's default endpoint), "runpod:<endpoint>" or
- * "comfyui:<server>". Reads the older `{executor: "runpod", endpoint_id}` too; anything unknown
- * runs locally.
+ * "comfyui:<server>", or "auto" (chosen per prompt when it is queued). Reads the older
+ * `{executor: "runpod", endpoint_id}` too; anything unknown runs locally.
  */
 export function executorChoice(workflow) {
-  const choice = workflow?.extra?.parallel_runs;
+  return parseExecutor(workflow?.extra?.parallel_runs);
+}
+
+/** Auto's request from the user's settings: allowed executors ("" = all) and the wait past
+ * which RunPod may be used (0 = never). Pure. */
+export function autoOptions(allowedText, paidAfter) {
+  const allowed = String(allowedText ?? "")
+    .split(",")
+    .map((name) => name.trim())
+    .filter(Boolean);
+  const paid = Number(paidAfter);
+  return {
+    allowed: allowed.length ? allowed : null,
+    paid_after: Number.isFinite(paid) && paid > 0 ? Math.min(paid, 86400) : null,
+  };
+}
+
+/** `{executor, endpoint_id?}` (a workflow's choice, or Auto's answer) as `{kind, name, id}`. */
+export function parseExecutor(choice) {
+  if (choice?.executor === "local") return { kind: "local", name: null, id: "local" };
   const match = typeof choice?.executor === "string" ? EXECUTOR_ID.exec(choice.executor) : null;
   if (!match) return { kind: "local", name: null, id: "local" };
   let name = match[2] ?? null;
@@ -45,15 +65,16 @@ export function executorChoice(workflow) {
  * Pure: how to send one POST /prompt body. Returns {route, body, record} where record is the
  * parallel.queued detail (prompt_id filled in later for offloaded prompts).
  */
-export function planQueue(body, fallbackWorkflowId) {
+export function planQueue(body, fallbackWorkflowId, chosen = null) {
   const workflow = body.extra_data?.extra_pnginfo?.workflow;
-  const choice = executorChoice(workflow);
+  const choice = chosen ?? executorChoice(workflow);
   const record = {
     workflow_id: workflow?.id ? String(workflow.id) : fallbackWorkflowId,
     client_id: body.client_id ?? null,
     node_ids: Object.keys(body.prompt ?? {}),
   };
-  if (choice.kind === "local") {
+  if (choice.kind === "local" || choice.kind === "auto") {
+    // "auto" here means Auto could not choose: the prompt still runs, on this ComfyUI
     const prompt_id = body.prompt_id ?? uuid4();
     return {
       route: null,
@@ -111,10 +132,26 @@ async function jsonError(response) {
 
 /**
  * Wrap api.fetchApi. `announce(detail)` dispatches parallel.queued; `forget(id)` drops a prompt
- * the server refused; `names` (Map) receives node names per prompt id.
+ * the server refused; `names` (Map) receives node names per prompt id; `autoOptions()` gives
+ * Auto's `{allowed, paid_after}` from the user's settings.
  */
-export function installQueueHook({ api, visibleWorkflowId, announce, forget, names }) {
+export function installQueueHook({ api, visibleWorkflowId, announce, forget, names, autoOptions }) {
   const original = api.fetchApi;
+
+  /** Where Auto runs this prompt: the server's choice, or this ComfyUI when it has none. */
+  async function chooseForAuto() {
+    try {
+      const response = await original.call(api, CHOOSE_ROUTE, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(autoOptions?.() ?? {}),
+      });
+      if (response.ok) return parseExecutor(await response.json());
+    } catch {
+      // the server is unreachable: /prompt will say so itself
+    }
+    return parseExecutor({ executor: "local" });
+  }
 
   async function send(route, options, plan) {
     if (plan.route === null) {
@@ -148,7 +185,10 @@ export function installQueueHook({ api, visibleWorkflowId, announce, forget, nam
       return original.call(api, route, options);
     }
     if (!body || typeof body.prompt !== "object") return original.call(api, route, options);
-    return send(route, options, planQueue(body, visibleWorkflowId()));
+    const workflow = body.extra_data?.extra_pnginfo?.workflow;
+    const auto = executorChoice(workflow).kind === "auto";
+    const chosen = auto ? await chooseForAuto() : null;
+    return send(route, options, planQueue(body, visibleWorkflowId(), chosen));
   }
 
   api.fetchApi = fetchApi;

@@ -23,6 +23,7 @@ export function selectValue(choice) {
 export function createExecutorChoice({ tabs, runpodSection = null }) {
   const select = el("select", { class: "parallel-runs-executor", title: "Where this workflow runs" }, [
     el("option", { value: "local", text: "Local" }),
+    el("option", { value: "auto", text: "Auto (where it starts soonest)" }),
     el("option", { value: "runpod", text: "RunPod" }),
   ]);
   const endpoint = el("input", {
