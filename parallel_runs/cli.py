@@ -1,4 +1,7 @@
-"""`parallel-runs run`: run workflow files on a ComfyUI server, all at once, from a shell.
+"""`parallel-runs run`: run workflow files on ComfyUI servers, all at once, from a shell.
+
+With several `--server`s the workflows are spread over them: each goes to the server with the
+fewest prompts (running, waiting, and given to it by this run), as "Run on: Auto" does.
 
 Exit status 0 when every prompt succeeded, 1 when any failed (one `error: ...` line each),
 2 for bad usage. Progress goes to stderr (one line per update without a TTY), results to stdout.
@@ -37,6 +40,7 @@ class Job:
     path: Path
     document: dict[str, Any]
     handle: PromptHandle | None = None
+    server: str | None = None
     error: str | None = None
     result: RunResult | None = None
 
@@ -48,7 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("workflows", nargs="+", type=Path, metavar="WORKFLOW.json")
     where = run.add_mutually_exclusive_group(required=True)
     where.add_argument(
-        "--server", metavar="URL", help="a running ComfyUI, e.g. http://127.0.0.1:8188"
+        "--server",
+        action="append",
+        metavar="URL",
+        help="a running ComfyUI, e.g. http://127.0.0.1:8188; repeat it to spread the "
+        "workflows over several",
     )
     where.add_argument("--start", action="store_true", help="start a ComfyUI for this run")
     run.add_argument(
@@ -147,20 +155,48 @@ async def finish(job: Job, timeout: float | None) -> None:
         job.error = str(error)
 
 
+def spread(loads: list[int], count: int) -> list[int]:
+    """Which server (by index) each of `count` prompts goes to: the one with the fewest
+    prompts so far, the first on a tie; `loads` are their queues when the run starts."""
+    loads, chosen = list(loads), []
+    for _ in range(count):
+        index = min(range(len(loads)), key=loads.__getitem__)
+        loads[index] += 1
+        chosen.append(index)
+    return chosen
+
+
+async def upload_inputs(connector: Connector, args: argparse.Namespace) -> dict[str, str]:
+    """The --input files on one server; workflow value -> the name it stored."""
+    names = {}
+    ephemeral = connector.input_dir is not None and not args.keep
+    for path in args.input:
+        upload = await connector.upload(path, ephemeral=ephemeral)
+        names[upload.original] = upload.reference
+    return names
+
+
 async def run_jobs(
-    jobs: list[Job], args: argparse.Namespace, url: str, input_dir: Path | None, err: TextIO
+    jobs: list[Job],
+    args: argparse.Namespace,
+    servers: Sequence[tuple[str, Path | None]],
+    err: TextIO,
 ) -> None:
-    """Upload inputs, queue every workflow, follow them all, clean up; fills in the jobs."""
+    """Upload inputs, queue every workflow (spread over `servers`: url, input folder), follow
+    them all, clean up; fills in the jobs."""
     board = ProgressBoard(err)
     types = ("output", "temp") if args.include_temp else ("output",)
-    async with Connector(url, input_dir=input_dir, output_types=types) as connector:
-        names = {}
-        for path in args.input:
-            upload = await connector.upload(path, ephemeral=input_dir is not None and not args.keep)
-            names[upload.original] = upload.reference
-        for job in jobs:
+    async with contextlib.AsyncExitStack() as stack:
+        connectors = [
+            await stack.enter_async_context(Connector(url, input_dir=folder, output_types=types))
+            for url, folder in servers
+        ]
+        loads = [sum(map(len, await c.client.queue_ids())) for c in connectors]
+        names = [await upload_inputs(c, args) for c in connectors]
+        for job, index in zip(jobs, spread(loads, len(jobs)), strict=True):
+            connector, job.server = connectors[index], connectors[index].url
             try:
-                prompt = rewrite_inputs(await connector.prepare(job.document), names)
+                prompt = rewrite_inputs(await connector.prepare(job.document), names[index])
                 job.handle = await connector.submit(prompt, ephemeral=not args.keep)
             except (ConnectorError, ValueError) as error:
                 job.error = first_line(error)
@@ -178,11 +214,12 @@ async def run_jobs(
             for task in followers:
                 task.cancel()
             board.close()
-        try:
-            for note in await connector.cleanup():
-                err.write(f"note: {note}\n")
-        except ConnectorError as error:
-            err.write(f"note: clean-up incomplete: {first_line(error)}\n")
+        for connector in connectors:
+            try:
+                for note in await connector.cleanup():
+                    err.write(f"note: {note}\n")
+            except ConnectorError as error:
+                err.write(f"note: clean-up incomplete: {first_line(error)}\n")
 
 
 async def run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -194,25 +231,28 @@ async def run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
         loop.add_signal_handler(signal.SIGTERM, task.cancel)
     jobs = load_jobs(args.workflows)
     check_inputs(args.input)
-    server: ComfyProcess | AttachedServer
+    servers: list[ComfyProcess | AttachedServer]
     if args.start:
-        server = start_server(args)
+        started = start_server(args)
+        servers = [started]
         try:
-            await asyncio.to_thread(server.start, 180)
+            await asyncio.to_thread(started.start, 180)
         except ComfyStartError as error:
-            raise ConnectorError(f"{first_line(error)} (log: {server.log_path})") from None
+            raise ConnectorError(f"{first_line(error)} (log: {started.log_path})") from None
     else:
-        server = AttachedServer(args.server)
+        servers = [AttachedServer(url) for url in dict.fromkeys(args.server)]
     try:
-        await run_jobs(jobs, args, server.url, server.input_directory, err)
+        await run_jobs(jobs, args, [(s.url, s.input_directory) for s in servers], err)
     finally:
-        await asyncio.to_thread(server.stop)
+        for server in servers:
+            await asyncio.to_thread(server.stop)
     failed = 0
     for job in jobs:
         if job.result is not None:
             written = save_files(job.result, args.out)
             listing = ", ".join(str(p) for p in written) or "no files"
-            out.write(f"{job.label}: done in {job.result.elapsed:.1f} s: {listing}\n")
+            where = f" on {job.server}" if len(servers) > 1 else ""
+            out.write(f"{job.label}: done{where} in {job.result.elapsed:.1f} s: {listing}\n")
         else:
             failed += 1
             err.write(f"error: {job.label}: {job.error}\n")

@@ -304,3 +304,19 @@ def test_cli_converts_ui_workflows_and_names_unknown_node_types(comfy_server, tm
     assert errors == [errors[0]] and errors[0].startswith("error: ui-bad: node 2 (NoSuchSaveNode)")
     (file,) = out.iterdir()
     assert pixel(file.read_bytes()) == rgb(color)
+
+
+def test_cli_spreads_workflows_over_several_servers(comfy_server, comfy_server_newest, tmp_path):
+    colors = [fresh_color() for _ in range(4)]
+    paths = []
+    for i, color in enumerate(colors):
+        paths.append(tmp_path / f"spread{i}.json")
+        paths[-1].write_text(json.dumps(image_graph(color, note=f"spread {i}")))
+    out = tmp_path / "out"
+    servers = ("--server", comfy_server.url, "--server", comfy_server_newest.url)
+    done = cli("run", *map(str, paths), *servers, "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert sorted(pixel(f.read_bytes()) for f in out.iterdir()) == sorted(map(rgb, colors))
+    lines = done.stdout.splitlines()
+    on = {url: sum(f"done on {url} in" in line for line in lines) for url in servers[1::2]}
+    assert on == {comfy_server.url: 2, comfy_server_newest.url: 2}, done.stdout

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from parallel_runs_node.parallel_runs.cli import main, save_files
+from parallel_runs_node.parallel_runs.cli import main, save_files, spread
 from parallel_runs_node.parallel_runs.client.comfy_client import Event
 from parallel_runs_node.parallel_runs.client.process import free_port
 from parallel_runs_node.parallel_runs.client.prompt_run import (
@@ -132,3 +132,9 @@ def test_on_a_tty_each_prompt_has_its_own_bar():
     assert " 65%, running  node 2 (ParallelRunsSlowPassthrough) 3/10" in drawn
     assert "100%, success" in drawn
     assert "\x1b[A" in drawn  # the second bar sits below the first and is redrawn there
+
+
+def test_workflows_spread_to_the_server_with_the_fewest_prompts():
+    assert spread([0, 0], 4) == [0, 1, 0, 1]
+    assert spread([3, 0, 1], 4) == [1, 1, 2, 1]  # the busy one gets none
+    assert spread([0], 3) == [0, 0, 0]
