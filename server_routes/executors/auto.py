@@ -1,7 +1,8 @@
 """Auto: per prompt, the executor where it would start soonest.
 
 Each candidate's estimated wait is its queue (running and waiting prompts) times its recent run
-time per prompt (a default while it has none); an idle one waits 0. Free executors (this
+time per prompt; one that has not run a prompt yet is assumed as fast as the others are (the
+median of theirs; a default when none has run one); an idle one waits 0. Free executors (this
 ComfyUI, other ComfyUI servers) are preferred; paid RunPod is chosen only when every free one
 would wait longer than the threshold the user set, and only if RunPod would start sooner.
 Ties go to the first listed (this ComfyUI first), so a batch queued one by one spreads: each
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .contract import LOCAL, Executor, Health
@@ -29,23 +30,29 @@ class Choice:
     waits: dict[str, float | None]  # every candidate's estimated wait in seconds (None: down)
 
 
-def estimated_wait(health: Health) -> float | None:
+def estimated_wait(health: Health, default_run: float = DEFAULT_RUN_SECONDS) -> float | None:
     """Seconds until a new prompt would start there; None when it cannot be used now."""
     if not health.reachable:
         return None
-    if health.estimated_wait is not None:
-        return health.estimated_wait
-    busy = (health.queued or 0) + (health.running or 0)
-    if health.idle_workers and health.idle_workers > (health.queued or 0):
+    queued, busy = health.queued or 0, (health.queued or 0) + (health.running or 0)
+    if busy == 0 or (health.idle_workers or 0) > queued:
         return 0.0
-    return busy * DEFAULT_RUN_SECONDS
+    return busy * (health.run_seconds or default_run)
+
+
+def default_run_time(healths: Iterable[Health]) -> float:
+    """What a prompt is assumed to take where none has run yet: what it takes elsewhere."""
+    known = [h.run_seconds for h in healths if h.run_seconds]
+    return statistics.median(known) if known else DEFAULT_RUN_SECONDS
 
 
 def pick(
     healths: Iterable[Health], paid_after: float | None
 ) -> tuple[str | None, dict[str, float | None]]:
     """The executor to use (None: none can be used), and each one's wait."""
-    waits = {h.executor: estimated_wait(h) for h in healths}
+    healths = list(healths)
+    default = default_run_time(healths)
+    waits = {h.executor: estimated_wait(h, default) for h in healths}
     usable = {name: wait for name, wait in waits.items() if wait is not None}
     free = {n: w for n, w in usable.items() if n.partition(":")[0] not in PAID_KINDS}
     paid = {n: w for n, w in usable.items() if n not in free}
@@ -62,13 +69,9 @@ def local_health(queue: Any) -> Health:
     """This ComfyUI's own queue (`PromptServer.prompt_queue`): running and waiting prompts,
     and its recent run time from the history's start and end timestamps."""
     running, pending = queue.get_current_queue_volatile()
-    wait = None
     durations = list(_run_times(queue.get_history(max_items=20).values()))
-    if not running and not pending:
-        wait = 0.0
-    elif durations:
-        wait = statistics.median(durations) * (len(running) + len(pending))
-    return Health(LOCAL, True, len(pending), len(running), None, wait)
+    per_prompt = statistics.median(durations) if durations else None
+    return Health(LOCAL, True, len(pending), len(running), None, per_prompt)
 
 
 def _run_times(entries: Iterable[Mapping[str, Any]]) -> Iterable[float]:
@@ -91,7 +94,8 @@ class AutoChooser:
         self._local = local
 
     async def healths(self, allowed: set[str] | None) -> list[Health]:
-        """Every candidate's health, this ComfyUI first, asked at the same time."""
+        """Every candidate's health with its estimated wait, this ComfyUI first, asked at
+        the same time."""
         asks: list[Awaitable[Health]] = []
         if self._local is not None and (allowed is None or LOCAL in allowed):
             asks.append(self._local())
@@ -99,7 +103,9 @@ class AutoChooser:
             for name in executor.configured():
                 if allowed is None or name in allowed:
                     asks.append(executor.health(name))
-        return list(await asyncio.gather(*asks))
+        healths = list(await asyncio.gather(*asks))
+        _, waits = pick(healths, None)
+        return [replace(h, estimated_wait=waits[h.executor]) for h in healths]
 
     async def choose(self, allowed: set[str] | None, paid_after: float | None) -> Choice | None:
         chosen, waits = pick(await self.healths(allowed), paid_after)

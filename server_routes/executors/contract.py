@@ -140,7 +140,8 @@ class Health:
     queued: int | None = None
     running: int | None = None
     idle_workers: int | None = None
-    estimated_wait: float | None = None  # seconds until a new prompt would start
+    run_seconds: float | None = None  # a prompt's recent run time there
+    estimated_wait: float | None = None  # seconds until a new prompt would start (Auto's)
     detail: str = ""
 
 

@@ -34,13 +34,20 @@ def test_a_batch_queued_one_by_one_spreads():
 
 
 def test_known_run_times_weigh_more_than_queue_lengths():
-    slow = health("local", queued=1, estimated_wait=120.0)
-    fast = health("comfyui:b", queued=3, estimated_wait=30.0)
+    slow = health("local", queued=1, run_seconds=120.0)
+    fast = health("comfyui:b", queued=3, run_seconds=10.0)
     assert pick([slow, fast], None)[0] == "comfyui:b"
 
 
+def test_an_executor_without_history_is_assumed_as_fast_as_the_others():
+    known = health("local", queued=3, run_seconds=2.0)  # waits 6 s
+    new = health("comfyui:b", queued=1)  # no run yet: 2 s each, like this ComfyUI
+    chosen, waits = pick([known, new], None)
+    assert chosen == "comfyui:b" and waits == {"local": 6.0, "comfyui:b": 2.0}
+
+
 def test_runpod_only_past_the_threshold_and_only_when_sooner():
-    free = health("local", estimated_wait=200.0)
+    free = health("local", queued=4, run_seconds=50.0)  # waits 200 s
     paid = health("runpod:ep", idle_workers=2)
     assert pick([free, paid], None)[0] == "local"  # no threshold: never paid
     assert pick([free, paid], 0)[0] == "local"
@@ -79,8 +86,9 @@ class FakeQueue:
 
 def test_this_comfyuis_wait_comes_from_its_queue_and_its_history():
     idle = local_health(FakeQueue(0, 0, []))
-    assert (idle.executor, idle.estimated_wait) == ("local", 0.0)
+    assert (idle.executor, estimated_wait(idle)) == ("local", 0.0)
     busy = local_health(FakeQueue(1, 2, [(0, 4000), (10_000, 16_000), (20_000, 25_000)]))
-    assert (busy.running, busy.queued, busy.estimated_wait) == (1, 2, 15.0)  # 3 x median 5 s
+    assert (busy.running, busy.queued, busy.run_seconds) == (1, 2, 5.0)  # the median run
+    assert estimated_wait(busy) == 15.0
     unknown = local_health(FakeQueue(1, 0, []))
     assert estimated_wait(unknown) == DEFAULT_RUN_SECONDS

@@ -287,7 +287,7 @@ class ComfyuiExecutor:
 
     async def follow(self, record: JobRecord) -> AsyncIterator[Update]:
         name, prompt_id = record.target, record.job_id or ""
-        started = time.monotonic()
+        started: float | None = None  # when it began to run there (its run time, for Auto)
         handle: PromptHandle | None = None
         running = record.status == "running"
         while True:
@@ -298,7 +298,7 @@ class ComfyuiExecutor:
                     yield Failed(lost.kind, lost.message)
                     return
                 if handle.run.status == RunStatus.RUNNING and not running:
-                    running = True
+                    running, started = True, time.monotonic()
                     yield Running("running")
                 elif not running:
                     yield Waiting("queued")
@@ -312,12 +312,13 @@ class ComfyuiExecutor:
                 except ConnectorError:  # the server went away: find the prompt again
                     handle = None
                     continue
-                self._learn(name, time.monotonic() - started, result)
+                if started is not None:
+                    self._learn(name, time.monotonic() - started, result)
                 yield result_update(result, name)
                 return
             data = event.data if isinstance(event.data, Mapping) else {}
             if event.type == "execution_start" and not running:
-                running = True
+                running, started = True, time.monotonic()
                 yield Running("running")
             elif event.type == "preview" and (preview := _preview(data)) is not None:
                 yield Running("running", [], preview)
@@ -381,10 +382,8 @@ class ComfyuiExecutor:
         devices = (stats or {}).get("devices") or [{}]
         recent = self._times.get(name)
         per_prompt = statistics.median(recent) if recent else None
-        waiting = len(running) + len(pending)
-        wait = 0.0 if waiting == 0 else (per_prompt * waiting if per_prompt else None)
         detail = str(devices[0].get("name") or "")
-        return Health(executor, True, len(pending), len(running), None, wait, detail)
+        return Health(executor, True, len(pending), len(running), None, per_prompt, detail=detail)
 
 
 class _Lost(Exception):

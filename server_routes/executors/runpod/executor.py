@@ -287,14 +287,8 @@ class RunpodExecutor:
         except (ExecutorRefused, RunpodError) as exc:
             return Health(executor, False, detail=getattr(exc, "message", str(exc)))
         queued, running = answer.jobs.inQueue, answer.jobs.inProgress
-        workers = answer.workers.idle + answer.workers.running
         per_job = self._stats_for(endpoint).estimate
-        wait = None
-        if answer.workers.idle > queued:
-            wait = 0.0
-        elif per_job is not None:
-            wait = per_job * (queued + 1) / max(workers, 1)
-        return Health(executor, True, queued, running, answer.workers.idle, wait)
+        return Health(executor, True, queued, running, answer.workers.idle, per_job)
 
     # ------------------------------------------------------------------ follow
 
