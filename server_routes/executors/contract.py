@@ -101,11 +101,13 @@ class Trouble:
 class Finished:
     """The job succeeded. `files` are worker-comfyui image entries (`filename`, `type`
     "base64" with base64 text or "bytes" with the bytes as `data`, optional `node`);
-    `warnings` are the remote side's own."""
+    `warnings` are the remote side's own; `refused` names result files that could not be
+    fetched (too large, not served): the prompt then ends in an error naming them."""
 
     remote_status: str
     files: list[Any]
     warnings: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ class JobEndings:
         else:
             outputs, problems = await self._save(current, subfolder, finished.files)
         warnings = [clip(str(w), 500) for w in finished.warnings][:10]
+        problems = [clip(str(r), 500) for r in finished.refused][:10] + problems
         before = events.start() + events.executed(outputs)
         if problems or (warnings and not outputs):
             problems = problems + warnings

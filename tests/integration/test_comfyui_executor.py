@@ -174,3 +174,18 @@ async def test_stop_ends_a_prompt_running_on_a_server(relay_a, comfy_server):
 
     # the server stops it at its next interruption check (the slow node checks every step)
     await wait_until(lambda: not on_server(), "the prompt to leave the server's queue", 10)
+
+
+async def test_an_error_on_the_server_names_its_node_for_the_stock_ui(relay_a):
+    prompt = stock_prompt()
+    prompt["3"]["inputs"]["filename_prefix"] = "../../outside"  # ComfyUI refuses, at run time
+    prompt_id = await relay_a.offload_prompt(prompt, executor="comfyui:b")
+    record = await relay_a.finish(prompt_id, timeout=60)
+    assert record.status == "error" and (record.error.node_id, record.error.node_type) == (
+        "3",
+        "SaveImage",
+    ), record.error
+    assert "'b'" in record.error.message and "node 3 (SaveImage)" in record.error.message
+    (error,) = [d for e, d in relay_a.server.of(prompt_id) if e == "execution_error"]
+    assert (error["node_id"], error["node_type"]) == ("3", "SaveImage")  # the node the UI marks
+    assert sorted(error["executed"]) == ["1", "2"]  # what ran before it, as the server said

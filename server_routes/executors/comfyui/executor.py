@@ -121,7 +121,7 @@ def result_update(result: RunResult, server: str) -> Finished | Failed | Stopped
             {"filename": f.safe_name, "type": "bytes", "data": f.data, "node": f.node_id}
             for f in result.files
         ]
-        return Finished("success", files, list(result.missing))
+        return Finished("success", files, refused=list(result.missing))
     error = result.error or {}
     if result.status == RunStatus.INTERRUPTED:
         return Stopped(f"interrupted on ComfyUI server {server!r}")
