@@ -4,6 +4,7 @@ import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import { installCanvasScope } from "./hooks/canvas_scope.js";
 import { createExecutorChoice } from "./views/executor_choice.js";
+import { createExecutorHealth } from "./views/executor_health.js";
 import { syncJobs } from "./hooks/jobs_sync.js";
 import { createOffloadSettings } from "./views/offload_settings.js";
 import { createPanel, createPreviewUrls } from "./views/panel.js";
@@ -105,6 +106,9 @@ function start() {
       });
       choice = createExecutorChoice({ tabs, runpodSection: settings.element });
       loadServers(api).then((names) => choice.setServers(names));
+      const health = createExecutorHealth({ api });
+      choice.element.append(health.element);
+      queueMicrotask(health.start);
       return createPanel({ store, api, tabs, names, stop, previews, header: choice.element });
     },
   });

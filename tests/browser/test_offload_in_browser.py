@@ -504,6 +504,10 @@ def test_a_workflow_set_to_run_on_another_comfyui_server(offload_server, chromiu
         tab = page.page.evaluate(LOAD_WORKFLOW, [workflow, name])
         page.page.select_option(".parallel-runs-executor", "comfyui:c")  # listed by the server
         assert page.page.is_hidden(".parallel-runs-endpoint")  # RunPod's field is not shown
+        health = page.page.locator('.parallel-runs-executor-health[data-executor="comfyui:c"]')
+        health.wait_for(timeout=WAIT)  # the panel says where prompts can run, and how busy
+        assert health.get_attribute("data-reachable") == "true"
+        assert health.text_content().startswith("comfyui:c: ")
         prompt_id = page.queue_one(tab)
         assert 0 < page.wait_progress(prompt_id) < 1
         page.wait_status(prompt_id, "success")
