@@ -16,6 +16,7 @@ import io
 import json
 import os
 import sys
+import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -548,6 +549,35 @@ def test_auto_spreads_a_batch_across_this_comfyui_and_the_servers(offload_server
         assert len(set(executors)) >= 2 and set(executors) <= {"local", "comfyui:b", "comfyui:c"}
         for prompt_id in prompt_ids:
             assert len(page.wait_thumbnails(prompt_id)) == 1
+        assert page.errors == []
+    finally:
+        page.close()
+
+
+def test_stop_in_the_panel_stops_a_prompt_on_another_server(offload_server, comfy_server, chromium):
+    """The row's Stop button, for a prompt running on ComfyUI server c: it ends interrupted
+    here and leaves c's queue."""
+    which = offload_server.which
+    name = f"server-stop-{which}"
+    workflow, _color = saving_workflow(name, seconds=30.0)
+    page = Page(chromium, offload_server.url)
+    try:
+        tab = page.page.evaluate(LOAD_WORKFLOW, [workflow, name])
+        page.page.select_option(".parallel-runs-executor", "comfyui:c")
+        prompt_id = page.queue_one(tab)
+        page.wait_progress(prompt_id)
+        page.page.locator(
+            f'.parallel-runs-row[data-prompt-id="{prompt_id}"] .parallel-runs-stop'
+        ).click()
+        page.wait_status(prompt_id, "interrupted")
+        assert not page.row(prompt_id)["stop"]
+        _, jobs = http_json(f"{offload_server.url}/parallel/offload/jobs")
+        (job,) = [j for j in jobs["jobs"] if j["prompt_id"] == prompt_id]
+        assert job["status"] == "interrupted"
+        deadline = time.monotonic() + 10  # c stops it at its next step
+        while job["job_id"] in json.dumps(http_json(f"{comfy_server.url}/queue")[1]):
+            assert time.monotonic() < deadline, "the prompt stayed in c's queue"
+            time.sleep(0.1)
         assert page.errors == []
     finally:
         page.close()

@@ -189,3 +189,18 @@ async def test_an_error_on_the_server_names_its_node_for_the_stock_ui(relay_a):
     (error,) = [d for e, d in relay_a.server.of(prompt_id) if e == "execution_error"]
     assert (error["node_id"], error["node_type"]) == ("3", "SaveImage")  # the node the UI marks
     assert sorted(error["executed"]) == ["1", "2"]  # what ran before it, as the server said
+
+
+async def test_stop_takes_a_waiting_prompt_off_the_servers_queue(relay_a, comfy_server):
+    first = await relay_a.offload_prompt(slow_note_graph(seconds=6, steps=6), executor="comfyui:c")
+    second = await relay_a.offload_prompt(slow_note_graph(seconds=6, steps=6), executor="comfyui:c")
+    await wait_until(lambda: "progress" in relay_a.server.types(first), "the first to run", 30)
+    job = relay_a.relay.registry.get(second).job_id
+    with urllib.request.urlopen(f"{comfy_server.url}/queue", timeout=10) as queue:
+        assert job in json.dumps(json.load(queue)["queue_pending"])  # still waiting there
+    status, answer = await relay_a.post("/parallel/offload/cancel", {"prompt_id": second})
+    assert status == 200 and answer["status"] == "interrupted", answer
+    with urllib.request.urlopen(f"{comfy_server.url}/queue", timeout=10) as queue:
+        assert job not in json.dumps(json.load(queue))
+    assert "execution_start" not in relay_a.server.types(second)  # it never ran
+    assert (await relay_a.finish(first, timeout=60)).status == "success"  # the other goes on
