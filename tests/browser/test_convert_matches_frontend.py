@@ -5,8 +5,10 @@ Headless Chromium opens the real ComfyUI page (newest frontend); for every workf
 own cases in tests/workflows/, the page loads it with `app.loadGraphData` and returns
 `(await app.graphToPrompt()).output` (no queueing, so control_after_generate never fires;
 `Math.random` pinned to 0 so dynamic prompts pick their first option, as `Fixed(0)` does
-in Python). Both sides use the same live `/object_info`. Many workflows go into one
-`page.evaluate` call to keep the run short.
+in Python). Both sides use the same live `/object_info`. To keep the run short, many
+workflows go into one `page.evaluate` call, two pages (two renderer processes) share the
+corpus, and each page loads every workflow into the same temporary workflow tab (with no
+name, every load would open one more tab, and the tab bar's upkeep grows with each).
 
 Every difference is classified; the test fails on any whose kind is not in
 KNOWN_MISMATCHES. Results: printed, and written to test-artifacts/convert-report.json.
@@ -29,6 +31,9 @@ pytestmark = pytest.mark.browser
 
 OWN_CASES = Path(__file__).resolve().parents[1] / "workflows"
 BATCH = 25
+PAGES = 2  # conversions run in parallel, one renderer process each
+# the temporary workflow (tab) every workflow is loaded into: one per page, not one per load
+TAB_NAME = "parallel-runs-convert-check"
 MIN_COMPARED = 100  # the corpus yields ~130 comparable workflows on ComfyUI 0.3.75
 
 # Kinds of difference we know and accept, with the reason (also in the README).
@@ -43,13 +48,13 @@ KNOWN_MISMATCHES: dict[str, str] = {
     ),
 }
 
-CONVERT_IN_PAGE = """async (items) => {
+CONVERT_IN_PAGE = """async ([items, tab]) => {
   const app = window.app;
   const results = {};
   for (const [name, workflow] of items) {
     const started = performance.now();
     try {
-      await app.loadGraphData(structuredClone(workflow), true, false, null,
+      await app.loadGraphData(structuredClone(workflow), true, false, tab,
         { skipAssetScans: true, silentAssetErrors: true, deferWarnings: true });
       const random = Math.random;
       Math.random = () => 0;
@@ -66,6 +71,9 @@ CONVERT_IN_PAGE = """async (items) => {
   }
   return results;
 }"""
+# Start converting a batch without waiting (the page keeps the promise); COLLECT awaits it.
+START = f"(args) => {{ window.__parallelConvert = ({CONVERT_IN_PAGE})(args); return true; }}"
+COLLECT = "() => window.__parallelConvert"
 
 
 class FirstOption:
@@ -148,18 +156,30 @@ def test_python_conversion_matches_graph_to_prompt(comfy_server_newest, chromium
     cases = comparable(object_info)
     assert len(cases) >= MIN_COMPARED, f"only {len(cases)} comparable workflows"
 
-    page = chromium.new_page(viewport={"width": 1400, "height": 900})
+    # each page is a browser context of its own (own storage, own renderer process)
+    pages = [chromium.new_page(viewport={"width": 1400, "height": 900}) for _ in range(PAGES)]
     try:
-        page.goto(url, wait_until="domcontentloaded")
-        page.wait_for_function("() => window.app?.graph && window.LiteGraph", timeout=90_000)
+        for page in pages:  # both load at once
+            page.goto(url, wait_until="commit")
+        for page in pages:
+            page.wait_for_function("() => window.app?.graph && window.LiteGraph", timeout=90_000)
         started = time.monotonic()
         frontend: dict[str, Any] = {}
         items = list(cases.items())
-        for start in range(0, len(items), BATCH):
-            frontend.update(page.evaluate(CONVERT_IN_PAGE, items[start : start + BATCH]))
+        shares = [items[i::PAGES] for i in range(PAGES)]
+        for start in range(0, max(map(len, shares)), BATCH):
+            busy = []
+            for page, share in zip(pages, shares, strict=True):
+                if share[start : start + BATCH]:
+                    page.evaluate(START, [share[start : start + BATCH], TAB_NAME])
+                    busy.append(page)
+            for page in busy:
+                frontend.update(page.evaluate(COLLECT))
         browser_seconds = time.monotonic() - started
     finally:
-        page.close()
+        for page in pages:
+            page.close()
+    assert sorted(frontend) == sorted(cases)
 
     report: dict[str, Any] = {"workflows": {}, "known_mismatch_reasons": KNOWN_MISMATCHES}
     exact = 0
