@@ -7,6 +7,7 @@ would have gone to the websocket. Node classes are a small stand-in for ComfyUI'
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import threading
@@ -25,10 +26,16 @@ from parallel_runs_node.parallel_runs.client.process import ComfyProcess
 from parallel_runs_node.parallel_runs.runpod.client import RetryPolicy
 from parallel_runs_node.server_routes.executors.install import AtExit, Offload, install_offload
 from parallel_runs_node.server_routes.executors.outputs import OutputSaver
+from parallel_runs_node.server_routes.executors.runpod.poll_planner import PollPlanner
 
 FAST_RETRY = RetryPolicy(retries=3, base_delay=0.01, max_delay=0.05)
 # the relay retries failed status polls itself (one request each): as quickly, in tests
 FAST_RELAY = {"retry_delays": (0.01, 0.05)}
+# status polls as often as a test wants, not within a real job's request budget (whose waits
+# while a job looks queued grow to 2 s): for tests about what the polls answer, not their pace
+FAST_POLLS = functools.partial(
+    PollPlanner, rate=100.0, queue_first=0.01, queue_max=0.05, running_default=0.05
+)
 
 
 def node_class(name: str, output: bool = False) -> type:
@@ -185,8 +192,10 @@ def build_app(
     saver_limits: Mapping[str, int] | None = None,
     at_exit: AtExit | None = None,
     comfyui_options: Mapping[str, Any] | None = None,
+    runpod_options: Mapping[str, Any] | None = None,
 ) -> tuple[web.Application, Offload, RecordingServer]:
-    """The offload routes and lifecycle on a bare app, with ComfyUI-like folders under `base`."""
+    """The offload routes and lifecycle on a bare app, with ComfyUI-like folders under `base`.
+    `runpod_options` go to the RunPod executor, over FAST_RELAY."""
     for sub in ("input", "output", "temp", "user"):
         (base / sub).mkdir(parents=True, exist_ok=True)
     server = server or RecordingServer()
@@ -199,7 +208,7 @@ def build_app(
         listen=listen,
         saver=OutputSaver(base / "output", **dict(saver_limits or {})),
         client_options={"retry": FAST_RETRY},
-        runpod_options=FAST_RELAY,
+        runpod_options={**FAST_RELAY, **dict(runpod_options or {})},
         comfyui_options=comfyui_options,
         at_exit=at_exit,
     )

@@ -10,6 +10,7 @@ import json
 
 import pytest
 from offload_harness import (
+    FAST_POLLS,
     Harness,
     harness_env,
     offload_app,
@@ -89,9 +90,10 @@ async def test_hostile_file_names_are_refused_and_nothing_escapes(tmp_path):
 
 
 async def test_rate_limits_and_server_errors_while_following_are_ridden_out(tmp_path):
+    # 12 failed polls: at the real pace (up to 2 s apart while the job looks queued) ~17 s
     async with (
         running_fake(api_key=KEY, simulate=Outcome(worker_time=0.3)) as fake,
-        offload_app(tmp_path, harness_env(fake)) as harness,
+        offload_app(tmp_path, harness_env(fake), runpod_options={"planner": FAST_POLLS}) as harness,
     ):
         fake.inject(429, times=6, retry_after="0", route="status")
         fake.inject(503, times=6, route="status")
