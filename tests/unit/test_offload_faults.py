@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
 
 import pytest
 from offload_harness import (
@@ -17,9 +20,16 @@ from offload_harness import (
     simple_prompt,
     wait_until,
 )
-from runpod_fake import Outcome, running_fake
+from runpod_fake import FakeRunpod, Outcome, running_fake
 
 KEY = "rp-fault-key-000000000000"
+
+
+def fast_app(base: Path, fake: FakeRunpod, **options: Any) -> AbstractAsyncContextManager[Harness]:
+    """`offload_app` polling at a test's pace: these tests are about what the polls answer
+    (a job's first poll would otherwise wait for its budget, 0.6 s; retries of a job that looks
+    queued up to 2 s each)."""
+    return offload_app(base, harness_env(fake), runpod_options={"planner": FAST_POLLS}, **options)
 
 
 def assert_clean(harness: Harness) -> None:
@@ -61,7 +71,7 @@ async def test_remote_failures_end_in_a_clear_error(tmp_path, outcome, kind, wor
     async with running_fake(api_key=KEY) as fake:
         fake.outcomes.append(outcome)
         limits = {"max_file_bytes": 1024 * 1024}
-        async with offload_app(tmp_path, harness_env(fake), saver_limits=limits) as harness:
+        async with fast_app(tmp_path, fake, saver_limits=limits) as harness:
             prompt_id = await harness.offload_prompt()
             record = await harness.finish(prompt_id)
             assert record.status == "error"
@@ -78,7 +88,7 @@ async def test_remote_failures_end_in_a_clear_error(tmp_path, outcome, kind, wor
 async def test_hostile_file_names_are_refused_and_nothing_escapes(tmp_path):
     async with running_fake(api_key=KEY) as fake:
         fake.outcomes.append(Outcome(kind="hostile", worker_time=0.1))
-        async with offload_app(tmp_path / "a", harness_env(fake)) as harness:
+        async with fast_app(tmp_path / "a", fake) as harness:
             prompt_id = await harness.offload_prompt()
             record = await harness.finish(prompt_id)
     assert record.status == "error" and record.error.type == "result_refused"
@@ -90,10 +100,9 @@ async def test_hostile_file_names_are_refused_and_nothing_escapes(tmp_path):
 
 
 async def test_rate_limits_and_server_errors_while_following_are_ridden_out(tmp_path):
-    # 12 failed polls: at the real pace (up to 2 s apart while the job looks queued) ~17 s
     async with (
         running_fake(api_key=KEY, simulate=Outcome(worker_time=0.3)) as fake,
-        offload_app(tmp_path, harness_env(fake), runpod_options={"planner": FAST_POLLS}) as harness,
+        fast_app(tmp_path, fake) as harness,
     ):
         fake.inject(429, times=6, retry_after="0", route="status")
         fake.inject(503, times=6, route="status")
@@ -115,7 +124,7 @@ async def test_rate_limits_and_server_errors_while_following_are_ridden_out(tmp_
 async def test_submission_failures_are_reported_and_leave_no_record(tmp_path, status, answer, kind):
     async with (
         running_fake(api_key=KEY, simulate=Outcome(worker_time=0.1)) as fake,
-        offload_app(tmp_path, harness_env(fake)) as harness,
+        fast_app(tmp_path, fake) as harness,
     ):
         fake.inject(status, times=10, route="run")
         code, body = await harness.post(
@@ -130,7 +139,7 @@ async def test_submission_failures_are_reported_and_leave_no_record(tmp_path, st
 async def test_key_revoked_mid_job_is_an_actionable_error(tmp_path):
     async with (
         running_fake(api_key=KEY, simulate=Outcome(worker_time=2, steps=8)) as fake,
-        offload_app(tmp_path, harness_env(fake)) as harness,
+        fast_app(tmp_path, fake) as harness,
     ):
         prompt_id = await harness.offload_prompt()
         fake.api_key = "rotated-key"
@@ -142,14 +151,14 @@ async def test_key_revoked_mid_job_is_an_actionable_error(tmp_path):
 
 async def test_restart_mid_job_resumes_and_collects_outputs(tmp_path):
     async with running_fake(api_key=KEY, simulate=Outcome(worker_time=1.5, steps=6)) as fake:
-        async with offload_app(tmp_path, harness_env(fake)) as first:
+        async with fast_app(tmp_path, fake) as first:
             prompt_id = await first.offload_prompt()
             await wait_until(
                 lambda: first.relay.registry.get(prompt_id).status == "running",
                 "the job to be running remotely",
             )
         # the app shut down with the job still running remotely; it stays on record
-        async with offload_app(tmp_path, harness_env(fake)) as second:
+        async with fast_app(tmp_path, fake) as second:
             assert second.relay.following() == [prompt_id]
             record = await second.finish(prompt_id)
             assert record.status == "success"
@@ -165,7 +174,7 @@ async def test_restart_mid_job_resumes_and_collects_outputs(tmp_path):
 
 async def test_result_expired_while_comfyui_was_down(tmp_path):
     async with running_fake(api_key=KEY, simulate=Outcome(worker_time=0.3)) as fake:
-        async with offload_app(tmp_path, harness_env(fake)) as first:
+        async with fast_app(tmp_path, fake) as first:
             prompt_id = await first.offload_prompt()
             await asyncio.sleep(0.05)
         await wait_until(
@@ -173,7 +182,7 @@ async def test_result_expired_while_comfyui_was_down(tmp_path):
             "the simulated worker to complete the job",
         )
         fake.result_ttl = 0.0  # RunPod forgot the result (30 min in real life)
-        async with offload_app(tmp_path, harness_env(fake)) as second:
+        async with fast_app(tmp_path, fake) as second:
             record = await second.finish(prompt_id)
             assert record.status == "error" and record.error.type == "expired"
             assert "30 minutes" in record.error.message
