@@ -103,8 +103,11 @@ async def offload_and_watch(url: str, body: dict, client: ComfyClient, timeout: 
     return prompt_id, events
 
 
-@pytest.fixture
-def comfy_a_with_worker(tmp_path, comfy_server):
+@pytest.fixture(scope="module")
+def comfy_a_with_worker(tmp_path_factory, comfy_server):
+    """One A, fake and worker for the module (each start costs seconds); tests look only at
+    the jobs and outputs they made (`new_jobs`, `listed_jobs`)."""
+    tmp_path = tmp_path_factory.mktemp("offload-e2e")
     with fake_in_thread(api_key=KEY) as fake:
         worker = start_worker(fake, comfy_server.url, tmp_path / "worker.log")
         base = tmp_path / "comfy-a"
@@ -116,8 +119,24 @@ def comfy_a_with_worker(tmp_path, comfy_server):
             worker.stop()
 
 
+def new_jobs(fake, before: set[str]) -> list:
+    """The fake's jobs submitted since it had the ids `before`."""
+    return [job for job_id, job in fake.jobs.items() if job_id not in before]
+
+
+async def listed_jobs(url: str) -> list[dict]:
+    """A's offloaded jobs (GET /parallel/offload/jobs)."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{url}/parallel/offload/jobs") as response,
+    ):
+        return (await response.json())["jobs"]
+
+
 async def test_offloaded_prompt_runs_on_b_and_shows_up_in_a(comfy_a_with_worker):
     fake, comfy_a, base, worker = comfy_a_with_worker
+    jobs_before = set(fake.jobs)
+    listed_before = {job["prompt_id"] for job in await listed_jobs(comfy_a.url)}
     (base / "input" / "offload-in.png").write_bytes(png_bytes(16, 8, (200, 30, 30)))
 
     async with FrameRecorder(comfy_a.url) as client:
@@ -167,20 +186,17 @@ async def test_offloaded_prompt_runs_on_b_and_shows_up_in_a(comfy_a_with_worker)
     assert close_to(pixel_of(served["4"]), inverted), pixel_of(served["4"])
     assert close_to(pixel_of(served["5"]), (200, 30, 30)), pixel_of(served["5"])
 
-    (job,) = fake.jobs.values()
+    (job,) = new_jobs(fake, jobs_before)
     assert job.status == "COMPLETED" and job.progress, "the worker reported progress"
     assert [i["name"] for i in job.input["images"]] == ["offload-in.png"]
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(f"{comfy_a.url}/parallel/offload/jobs") as response,
-    ):
-        (listed,) = (await response.json())["jobs"]
+    (listed,) = [j for j in await listed_jobs(comfy_a.url) if j["prompt_id"] not in listed_before]
     assert listed["prompt_id"] == prompt_id and listed["status"] == "success"
     assert listed["job_id"] == job.id
 
 
 async def test_cancel_through_a_interrupts_the_prompt_on_b(comfy_a_with_worker, comfy_server):
     fake, comfy_a, base, worker = comfy_a_with_worker
+    jobs_before = set(fake.jobs)
     (base / "input" / "offload-in.png").write_bytes(png_bytes())
     async with ComfyClient(comfy_a.url) as client:
         body = {"prompt": prompt(seconds=30), "client_id": client.client_id}
@@ -202,7 +218,7 @@ async def test_cancel_through_a_interrupts_the_prompt_on_b(comfy_a_with_worker, 
             assert await response.json() == {"prompt_id": prompt_id, "status": "interrupted"}
         await asyncio.wait_for(until("execution_interrupted"), 30)
 
-    (job,) = fake.jobs.values()
+    (job,) = new_jobs(fake, jobs_before)
     assert job.status == "CANCELLED"
     # B stops the prompt too (the worker interrupts it): its queue drains well before 30 s
     async with aiohttp.ClientSession() as http:
