@@ -10,6 +10,7 @@ import { createOffloadSettings } from "./views/offload_settings.js";
 import { createPanel, createPreviewUrls } from "./views/panel.js";
 import { createPanelHost } from "./views/panel_host.js";
 import { stopPrompt } from "./hooks/prompt_actions.js";
+import { createStops, installStopHook, STOP_ALL_COMMAND, toaster } from "./hooks/stop_hook.js";
 import { aggregateProgress, createStore } from "./state/prompt_state.js";
 import { autoOptions, installQueueHook } from "./hooks/queue_hook.js";
 import { installTitle } from "./views/title.js";
@@ -96,6 +97,8 @@ function start() {
   installTitle({ doc: document, store, aggregate: aggregateProgress });
   const stop = (prompt) =>
     stopPrompt({ api, prompt, report: (detail) => emit("parallel.job", detail) });
+  const stops = createStops({ store, tabs, clientId, stop, notify: toaster(app) });
+  installStopHook({ app, stopVisible: stops.stopVisible });
   const host = createPanelHost({
     app,
     doc: document,
@@ -109,17 +112,34 @@ function start() {
       const health = createExecutorHealth({ api });
       choice.element.append(health.element);
       queueMicrotask(health.start);
-      return createPanel({ store, api, tabs, names, stop, previews, header: choice.element });
+      return createPanel({
+        store,
+        api,
+        tabs,
+        names,
+        stop,
+        stopAll: stops.stopAll,
+        previews,
+        header: choice.element,
+      });
     },
   });
   host.setEnabled(setting(SETTING_PANEL, true) !== false);
-  return { store, tabs, scope, host, resync, stop };
+  return { store, tabs, scope, host, resync, stop, stops };
 }
 
 let runtime = null;
 
 app.registerExtension({
   name: EXTENSION_NAME,
+  commands: [
+    {
+      id: STOP_ALL_COMMAND,
+      icon: "pi pi-stop-circle",
+      label: "Stop all prompts in flight (Parallel Runs)",
+      function: () => runtime?.stops.stopAll(),
+    },
+  ],
   settings: [
     {
       id: SETTING_PANEL,

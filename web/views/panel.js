@@ -29,11 +29,22 @@ export function outputImages(outputs) {
 }
 
 /**
- * createPanel({store, api, tabs, names, stop, header, now}) -> {element, render, destroy}.
+ * createPanel({store, api, tabs, names, stop, stopAll, header, now}) -> {element, render, destroy}.
  * `names` maps prompt id -> {nodeId: name}; `stop(prompt)` returns {ok, message};
+ * `stopAll()` stops every prompt in flight (the header's Stop all button);
  * `previews` is createPreviewUrls(); `header` is an extra header element (executor choice).
  */
-export function createPanel({ store, api, tabs, names, stop, previews, header, now = () => Date.now() }) {
+export function createPanel({
+  store,
+  api,
+  tabs,
+  names,
+  stop,
+  stopAll,
+  previews,
+  header,
+  now = () => Date.now(),
+}) {
   const root = el("div", { class: "parallel-runs-panel" });
   const head = el("div", { class: "parallel-runs-head" });
   const summary = el("span", { class: "parallel-runs-summary" });
@@ -42,7 +53,17 @@ export function createPanel({ store, api, tabs, names, stop, previews, header, n
   clear.addEventListener("click", () => {
     for (const s of store.all()) if (TERMINAL.has(s.status)) store.remove(s.prompt_id);
   });
-  head.append(summary, clear);
+  const halt = el("button", { class: "parallel-runs-stop-all", text: "Stop all" });
+  halt.title = "Stop every prompt in flight from this browser tab, wherever it runs";
+  halt.addEventListener("click", async () => {
+    halt.disabled = true;
+    try {
+      await stopAll?.();
+    } finally {
+      render();
+    }
+  });
+  head.append(summary, halt, clear);
   if (header) head.append(header);
   const list = el("div", { class: "parallel-runs-list" });
   const empty = el("div", { class: "parallel-runs-empty", text: "No prompts yet. Queue one and it shows here." });
@@ -175,6 +196,7 @@ export function createPanel({ store, api, tabs, names, stop, previews, header, n
     const running = prompts.filter((s) => s.status === "running").length;
     const queued = prompts.filter((s) => s.status === "queued").length;
     summary.textContent = `${running} running, ${queued} queued`;
+    halt.disabled = running + queued === 0;
     empty.hidden = prompts.length > 0;
   }
 
