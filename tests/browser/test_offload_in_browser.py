@@ -232,6 +232,14 @@ class Page:
         )
         return tab
 
+    def run_on(self, executor: str, name: str, seconds: float) -> tuple[str, dict, tuple]:
+        """Open a saving workflow in a new tab and pick `executor` in "Run on" (an option the
+        server lists); its tab id, the workflow, and the colour its image will have."""
+        workflow, color = saving_workflow(name, seconds)
+        tab = self.page.evaluate(LOAD_WORKFLOW, [workflow, name])
+        self.page.select_option(".parallel-runs-executor", executor)
+        return tab, workflow, color
+
     def queue_one(
         self, workflow_id: str, queue: Callable[[Any], None] = queue_with_keyboard
     ) -> str:
@@ -498,12 +506,9 @@ def test_a_workflow_set_to_run_on_another_comfyui_server(offload_server, chromiu
     there, ends in success with the image made there, saved here, shown in the panel and on
     the SaveImage node; the workflow keeps its choice."""
     server, which = offload_server, offload_server.which
-    name = f"server-c-{which}"
-    workflow, color = saving_workflow(name, seconds=2.0)
     page = Page(chromium, server.url)
     try:
-        tab = page.page.evaluate(LOAD_WORKFLOW, [workflow, name])
-        page.page.select_option(".parallel-runs-executor", "comfyui:c")  # listed by the server
+        tab, _workflow, color = page.run_on("comfyui:c", f"server-c-{which}", seconds=2.0)
         assert page.page.is_hidden(".parallel-runs-endpoint")  # RunPod's field is not shown
         health = page.page.locator('.parallel-runs-executor-health[data-executor="comfyui:c"]')
         health.wait_for(timeout=WAIT)  # the panel says where prompts can run, and how busy
@@ -535,13 +540,13 @@ def test_auto_spreads_a_batch_across_this_comfyui_and_the_servers(offload_server
     """Run on: Auto, Ctrl+Enter four times: each prompt goes where it starts soonest, so the
     four spread over this ComfyUI and the servers; all four finish, each in its own row."""
     server, which = offload_server, offload_server.which
-    name = f"auto-{which}"
-    workflow, _color = saving_workflow(name, seconds=3.0)
     page = Page(chromium, server.url)
     try:
-        tab = page.page.evaluate(LOAD_WORKFLOW, [workflow, name])
-        page.page.select_option(".parallel-runs-executor", "auto")
-        prompt_ids = [page.queue_one(tab) for _ in range(4)]
+        tab, _workflow, _color = page.run_on("auto", f"auto-{which}", seconds=3.0)
+        prompt_ids = [page.queue_one(tab)]  # a click on the canvas, then Ctrl+Enter
+        # again and again without clicking (two quick clicks would open the node search)
+        again = lambda tab_page: tab_page.keyboard.press("Control+Enter")  # noqa: E731
+        prompt_ids += [page.queue_one(tab, queue=again) for _ in range(3)]
         for prompt_id in prompt_ids:
             page.wait_status(prompt_id, "success")
         executors = [page.row(prompt_id)["executor"] for prompt_id in prompt_ids]
@@ -558,12 +563,9 @@ def test_stop_in_the_panel_stops_a_prompt_on_another_server(offload_server, comf
     """The row's Stop button, for a prompt running on ComfyUI server c: it ends interrupted
     here and leaves c's queue."""
     which = offload_server.which
-    name = f"server-stop-{which}"
-    workflow, _color = saving_workflow(name, seconds=30.0)
     page = Page(chromium, offload_server.url)
     try:
-        tab = page.page.evaluate(LOAD_WORKFLOW, [workflow, name])
-        page.page.select_option(".parallel-runs-executor", "comfyui:c")
+        tab, _workflow, _color = page.run_on("comfyui:c", f"server-stop-{which}", seconds=30.0)
         prompt_id = page.queue_one(tab)
         page.wait_progress(prompt_id)
         page.page.locator(
