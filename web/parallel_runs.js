@@ -5,6 +5,7 @@ import { api } from "../../scripts/api.js";
 import { installCanvasScope } from "./hooks/canvas_scope.js";
 import { createExecutorChoice } from "./views/executor_choice.js";
 import { createExecutorHealth } from "./views/executor_health.js";
+import { createServerSettings } from "./views/server_settings.js";
 import { syncJobs } from "./hooks/jobs_sync.js";
 import { createOffloadSettings } from "./views/offload_settings.js";
 import { createPanel, createPreviewUrls } from "./views/panel.js";
@@ -57,17 +58,6 @@ function setting(id, fallback) {
   return value ?? fallback;
 }
 
-/** The names of the ComfyUI servers prompts can run on ([] when unknown). */
-async function loadServers(api) {
-  try {
-    const response = await api.fetchApi("/parallel/executors/comfyui");
-    const body = response.ok ? await response.json() : {};
-    return (body.servers ?? []).map((server) => server.name);
-  } catch {
-    return [];
-  }
-}
-
 /** Everything the extension runs, created once in setup() and handed to the settings. */
 function start() {
   const previews = createPreviewUrls();
@@ -108,9 +98,15 @@ function start() {
         onView: (view) => choice?.setDefaultEndpoint(view?.endpoint_id ?? null),
       });
       choice = createExecutorChoice({ tabs, runpodSection: settings.element });
-      loadServers(api).then((names) => choice.setServers(names));
       const health = createExecutorHealth({ api });
-      choice.element.append(health.element);
+      const servers = createServerSettings({
+        api,
+        onServers: (names) => {
+          choice.setServers(names);
+          health.refresh();
+        },
+      });
+      choice.element.append(health.element, servers.element);
       queueMicrotask(health.start);
       return createPanel({
         store,

@@ -583,3 +583,32 @@ def test_stop_in_the_panel_stops_a_prompt_on_another_server(offload_server, comf
         assert page.errors == []
     finally:
         page.close()
+
+
+def test_a_server_is_added_and_removed_from_the_panel(offload_server, comfy_server, chromium):
+    """The panel's "ComfyUI servers" form: a person adds one (its auth header never shown
+    back), it is offered in "Run on" at once, then removes it; the environment's servers stay
+    listed and cannot be removed here."""
+    page = Page(chromium, offload_server.url)
+    try:
+        page.page.click(".parallel-runs-servers > summary")
+        page.page.fill(".parallel-runs-server-name", f"panel-{offload_server.which}")
+        page.page.fill(".parallel-runs-server-url", comfy_server.url)
+        page.page.fill(".parallel-runs-server-auth", "Bearer panel-secret-123")
+        page.page.click(".parallel-runs-server-save")
+        added = f'.parallel-runs-servers-list li[data-server="panel-{offload_server.which}"]'
+        page.page.locator(added).wait_for(timeout=WAIT)
+        assert "auth header set" in page.page.text_content(added)
+        assert page.page.input_value(".parallel-runs-server-auth") == ""
+        option = f'.parallel-runs-executor option[value="comfyui:panel-{offload_server.which}"]'
+        page.page.locator(option).wait_for(state="attached", timeout=WAIT)
+        assert (
+            page.page.locator('.parallel-runs-servers-list li[data-server="b"] button').count() == 0
+        )
+        page.page.click(f"{added} .parallel-runs-server-remove")
+        page.page.locator(added).wait_for(state="detached", timeout=WAIT)
+        page.page.locator(option).wait_for(state="detached", timeout=WAIT)
+        assert "panel-secret-123" not in page.answers_text()
+        assert page.errors == []
+    finally:
+        page.close()
