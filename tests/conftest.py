@@ -1,12 +1,16 @@
 """Shared test harness: the plugin package loaded as ComfyUI loads it, real ComfyUI servers,
-and headless Chromium. Servers are session-scoped so the suite pays their start-up once."""
+and headless Chromium. Servers are session-scoped so the suite pays their start-up once, and
+start in the background as the session begins."""
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import shutil
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -59,22 +63,102 @@ def start_comfy(base: Path, *extra_args: str) -> ComfyProcess:
     return server.start(timeout=180)
 
 
+class Starting:
+    """A ComfyUI start running in a thread; `server()` waits for it (and raises its error)."""
+
+    def __init__(self, start: Callable[[], ComfyProcess], name: str) -> None:
+        self._start = start
+        self._server: ComfyProcess | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"start-{name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._server = self._start()
+        except BaseException as error:  # re-raised in the test that needs the server
+            self._error = error
+
+    def server(self) -> ComfyProcess:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._server is not None
+        return self._server
+
+    def stop(self) -> None:
+        self._thread.join()
+        if self._server is not None:
+            self._server.stop()
+
+
+# The session's servers (fixture name: base directory name, extra arguments).
+SESSION_SERVERS: dict[str, tuple[str, Callable[[], tuple[str, ...]]]] = {
+    "comfy_server": ("comfy-pinned", lambda: ()),
+    "comfy_server_newest": (
+        "comfy-newest",
+        lambda: ("--front-end-root", str(newest_frontend_root())),
+    ),
+}
+
+
+def start_session_server(name: str, factory: pytest.TempPathFactory) -> Starting:
+    folder, args = SESSION_SERVERS[name]
+    base, extra_args = factory.mktemp(folder), args()  # here, not in the thread
+    return Starting(lambda: start_comfy(base, *extra_args), name)
+
+
+def wants(item: pytest.Item, fixture: str) -> bool:
+    """Whether a collected test uses a session server: as an argument, or by name through
+    `request.getfixturevalue` (which the fixture list cannot show)."""
+    if fixture in getattr(item, "fixturenames", ()):
+        return True
+    path = getattr(item, "path", None)
+    if path is None or path.suffix != ".py":
+        return False
+    return re.search(rf"\b{fixture}\b", _source(path)) is not None
+
+
+@functools.cache
+def _source(path: Path) -> str:
+    return path.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_servers(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Starting]]:
+    """Start, in the background and at once, each session server that a collected test will
+    use: their start-ups (seconds each) overlap with each other and with the tests that come
+    first, instead of being waited for one by one. Stopped when the session ends."""
+    starting = {
+        name: start_session_server(name, tmp_path_factory)
+        for name in SESSION_SERVERS
+        if any(wants(item, name) for item in request.session.items)
+    }
+    yield starting
+    for each in starting.values():
+        each.stop()
+
+
+def session_server(
+    name: str, starting: dict[str, Starting], factory: pytest.TempPathFactory
+) -> ComfyProcess:
+    if name not in starting:  # not foreseen from the collected tests: start it now
+        starting[name] = start_session_server(name, factory)
+    return starting[name].server()
+
+
 @pytest.fixture(scope="session")
-def comfy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyProcess]:
+def comfy_server(session_servers, tmp_path_factory: pytest.TempPathFactory) -> ComfyProcess:
     """A real ComfyUI (pinned frontend) with this package in custom_nodes/."""
-    server = start_comfy(tmp_path_factory.mktemp("comfy-pinned"))
-    yield server
-    server.stop()
+    return session_server("comfy_server", session_servers, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
-def comfy_server_newest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyProcess]:
+def comfy_server_newest(session_servers, tmp_path_factory: pytest.TempPathFactory) -> ComfyProcess:
     """The same, serving the newest frontend release instead of the pinned one."""
-    server = start_comfy(
-        tmp_path_factory.mktemp("comfy-newest"), "--front-end-root", str(newest_frontend_root())
-    )
-    yield server
-    server.stop()
+    return session_server("comfy_server_newest", session_servers, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
