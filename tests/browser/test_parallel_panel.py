@@ -75,7 +75,7 @@ def test_prompts_stay_in_their_tab_and_row(request, chromium, artifacts_dir, whi
         # Client one: tab A queues, then tab B (now on screen) queues. Client two: C1, C2.
         tab_a = open_and_queue(one, ui_workflow(notes["A"], 5.0), "tab-A")
         tab_b = open_and_queue(one, ui_workflow(notes["B"], 6.0), "tab-B")
-        tab_c = open_and_queue(two, ui_workflow(notes["C1"], 2.0), "tab-C")
+        tab_c = open_and_queue(two, ui_workflow(notes["C1"], 0.6), "tab-C")
         assert len({tab_a, tab_b, tab_c}) == 3
         a, b = only_id(one, tab_a), only_id(one, tab_b)
         c1 = only_id(two, tab_c)
