@@ -27,12 +27,12 @@ KEY = "rp-e2e-key-1234567890abcdef"
 FINAL = {"execution_success", "execution_error", "execution_interrupted"}
 
 
-def prompt(seconds: float = 1.0) -> dict:
+def prompt(seconds: float = 1.0, steps: int = 4) -> dict:
     return {
         "1": {"class_type": "LoadImage", "inputs": {"image": "offload-in.png"}},
         "2": {
             "class_type": "ParallelRunsSlowPassthrough",
-            "inputs": {"image": ["1", 0], "seconds": seconds, "steps": 4},
+            "inputs": {"image": ["1", 0], "seconds": seconds, "steps": steps},
         },
         "3": {"class_type": "ImageInvert", "inputs": {"image": ["2", 0]}},
         "4": {
@@ -108,7 +108,8 @@ def comfy_a_with_worker(tmp_path_factory, comfy_server):
     """One A, fake and worker for the module (each start costs seconds); tests look only at
     the jobs and outputs they made (`new_jobs`, `listed_jobs`)."""
     tmp_path = tmp_path_factory.mktemp("offload-e2e")
-    with fake_in_thread(api_key=KEY) as fake:
+    # the worker's long polls answer within 0.5 s (not 2 s): on SIGTERM it waits for them
+    with fake_in_thread(api_key=KEY, take_poll=0.5, stop_poll=0.5) as fake:
         worker = start_worker(fake, comfy_server.url, tmp_path / "worker.log")
         base = tmp_path / "comfy-a"
         comfy_a = start_comfy_a(base, fake)
@@ -199,7 +200,8 @@ async def test_cancel_through_a_interrupts_the_prompt_on_b(comfy_a_with_worker, 
     jobs_before = set(fake.jobs)
     (base / "input" / "offload-in.png").write_bytes(png_bytes())
     async with ComfyClient(comfy_a.url) as client:
-        body = {"prompt": prompt(seconds=30), "client_id": client.client_id}
+        # its first progress (when the test cancels) after 0.5 s, not after a quarter of 30 s
+        body = {"prompt": prompt(seconds=30, steps=60), "client_id": client.client_id}
         async with client.session.post(
             f"{comfy_a.url}/parallel/offload/prompt", json=body
         ) as response:
