@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from .prompt_events import Event, RelayPreview
-from .records import JobRecord
+from .records import EXECUTOR_NAME, JobRecord
 
-EXECUTOR_RE = re.compile(r"^(?P<kind>[a-z]+)(?::(?P<name>[A-Za-z0-9_.-]{1,64}))?$")
+EXECUTOR_RE = re.compile(rf"^(?P<kind>[a-z]+)(?::(?P<name>{EXECUTOR_NAME}))?$")
 LOCAL = "local"
 
 

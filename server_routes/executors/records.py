@@ -17,7 +17,8 @@ from ...parallel_runs.limits import (
     clip_optional,
 )
 
-EXECUTOR_PATTERN = r"^[a-z]+:[A-Za-z0-9_.-]{1,64}$"
+EXECUTOR_NAME = r"[A-Za-z0-9_.-]{1,64}"  # a RunPod endpoint id, a ComfyUI server's name, ...
+EXECUTOR_PATTERN = rf"^[a-z]+:{EXECUTOR_NAME}$"
 Status = Literal["queued", "running", "success", "error", "interrupted"]
 ACTIVE: frozenset[str] = frozenset({"queued", "running"})
 

@@ -18,12 +18,13 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..records import EXECUTOR_NAME
 from ..state_files import write_private
 
 log = logging.getLogger(__name__)
 
 SERVERS_ENV = "PARALLEL_RUNS_COMFYUI_SERVERS"
-NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+NAME_PATTERN = rf"^{EXECUTOR_NAME}$"
 
 
 class BadServer(ValueError):
