@@ -13,6 +13,7 @@ import { createPanelHost } from "./views/panel_host.js";
 import { stopPrompt } from "./hooks/prompt_actions.js";
 import { createStops, installStopHook, STOP_ALL_COMMAND, toaster } from "./hooks/stop_hook.js";
 import { aggregateProgress, createStore } from "./state/prompt_state.js";
+import { createShowScope, SHOW_FROM } from "./state/show_scope.js";
 import { autoOptions, installQueueHook } from "./hooks/queue_hook.js";
 import { installTitle } from "./views/title.js";
 import { createWorkflowTabs } from "./hooks/workflow_tabs.js";
@@ -25,6 +26,8 @@ const SETTING_PANEL = "ParallelRuns.Panel.Enabled";
 const SETTING_CAP = "ParallelRuns.History.Cap";
 const SETTING_AUTO_ALLOWED = "ParallelRuns.Auto.Allowed";
 const SETTING_AUTO_PAID_AFTER = "ParallelRuns.Auto.PaidAfter";
+const SETTING_SHOW_FROM = "ParallelRuns.Show.From";
+const EVERY_CLIENT_REFRESH_MS = 2000; // other clients' prompts send this tab no events
 
 /** Ask the server which version and features are active (null when the route is missing). */
 async function fetchHealth() {
@@ -70,7 +73,7 @@ function start() {
     api.addEventListener(type, (event) => store.dispatch({ type, data: event.detail }));
   }
   let choice = null; // the executor choice, built with the panel
-  const scope = installCanvasScope({ api, store, tabs, onSwitch: () => choice?.refresh() });
+  const canvas = installCanvasScope({ api, store, tabs, onSwitch: () => choice?.refresh() });
   installQueueHook({
     api,
     names,
@@ -81,10 +84,19 @@ function start() {
       autoOptions(setting(SETTING_AUTO_ALLOWED, ""), setting(SETTING_AUTO_PAID_AFTER, 0)),
   });
   const clientId = () => api.clientId ?? api.initialClientId ?? null;
+  const scope = createShowScope({ from: setting(SETTING_SHOW_FROM, SHOW_FROM.TAB), clientId });
   const resync = () =>
-    syncJobs({ api, store, clientId: clientId(), dispatch: (d) => emit("parallel.snapshot", d) });
+    syncJobs({
+      api,
+      store,
+      scope,
+      clientId: clientId(),
+      dispatch: (d) => emit("parallel.snapshot", d),
+    });
   api.addEventListener("reconnected", resync);
-  installTitle({ doc: document, store, aggregate: aggregateProgress });
+  const refresher = everyClientRefresh({ scope, resync });
+  scope.subscribe(resync);
+  installTitle({ doc: document, store, scope, aggregate: aggregateProgress });
   const stop = (prompt) =>
     stopPrompt({ api, prompt, report: (detail) => emit("parallel.job", detail) });
   const stops = createStops({ store, tabs, clientId, stop, notify: toaster(app) });
@@ -116,12 +128,25 @@ function start() {
         stop,
         stopAll: stops.stopAll,
         previews,
+        scope,
         header: choice.element,
       });
     },
   });
   host.setEnabled(setting(SETTING_PANEL, true) !== false);
-  return { store, tabs, scope, host, resync, stop, stops };
+  return { store, tabs, canvas, scope, host, resync, stop, stops, refresher };
+}
+
+/** While every client's prompts are shown, ask the server for them every few seconds. */
+function everyClientRefresh({ scope, resync }) {
+  let timer = null;
+  const apply = () => {
+    clearInterval(timer);
+    timer = scope.from === SHOW_FROM.ALL ? setInterval(resync, EVERY_CLIENT_REFRESH_MS) : null;
+  };
+  scope.subscribe(apply);
+  apply();
+  return { stop: () => clearInterval(timer) };
 }
 
 let runtime = null;
@@ -159,6 +184,18 @@ app.registerExtension({
       type: "number",
       defaultValue: 0,
       attrs: { min: 0, max: 86400, step: 10 },
+    },
+    {
+      id: SETTING_SHOW_FROM,
+      category: ["Parallel Runs", "Show", "From"],
+      name: "Show prompts from (panel, title, favicon and queue list)",
+      type: "combo",
+      options: [
+        { text: "This browser tab", value: SHOW_FROM.TAB },
+        { text: "Every client of this server", value: SHOW_FROM.ALL },
+      ],
+      defaultValue: SHOW_FROM.TAB,
+      onChange: (value) => runtime?.scope.set(value),
     },
     {
       id: SETTING_CAP,

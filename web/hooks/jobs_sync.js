@@ -1,7 +1,13 @@
-// Parallel Runs: rebuild the per-prompt view from GET /parallel/jobs (page load, reconnect).
+// Parallel Runs: rebuild the per-prompt view from GET /parallel/jobs (page load, reconnect, and
+// a steady refresh while the panel shows every client's prompts).
 
-/** Fetch the server's jobs and hand this client's ones to `dispatch` as parallel.snapshot. */
-export async function syncJobs({ api, store, dispatch, clientId }) {
+import { jobInScope } from "../state/show_scope.js";
+
+/**
+ * Fetch the server's jobs and hand those in `scope` (createShowScope) to `dispatch` as
+ * parallel.snapshot. Returns false when the server could not be asked.
+ */
+export async function syncJobs({ api, store, dispatch, clientId, scope }) {
   const since = store.version;
   let response;
   try {
@@ -11,7 +17,8 @@ export async function syncJobs({ api, store, dispatch, clientId }) {
   }
   if (!response.ok) return false;
   const { jobs = [] } = await response.json();
-  const mine = jobs.filter((job) => !clientId || !job.client_id || job.client_id === clientId);
-  dispatch({ jobs: mine, since_version: since });
+  scope?.noteListed(jobs);
+  const from = scope?.from;
+  dispatch({ jobs: jobs.filter((job) => jobInScope(job, { from, clientId })), since_version: since });
   return true;
 }

@@ -43,9 +43,12 @@ export function nodeProgress(store, promptId, nodeId) {
   return { value: node.value, max: node.max, state: node.state, fraction: nodeFraction(node) };
 }
 
-/** Number of running prompts and their mean progress fraction (0 when none runs). */
-export function aggregateProgress(store) {
-  const running = store.all().filter((s) => s.status === "running");
+/**
+ * Number of running prompts and their mean progress fraction (0 when none runs), over
+ * `prompts` (default: every prompt held; the page passes the prompts its scope shows).
+ */
+export function aggregateProgress(store, prompts = store.all()) {
+  const running = prompts.filter((s) => s.status === "running");
   if (running.length === 0) return { running: 0, fraction: 0 };
   let sum = 0;
   for (const s of running) sum += promptProgress(store, s.prompt_id).fraction;

@@ -4,6 +4,7 @@
 
 import { el } from "./dom.js";
 import { TERMINAL_STATUSES, nodeProgress, promptProgress } from "../state/prompt_state.js";
+import { originLabel } from "../state/show_scope.js";
 
 const TERMINAL = new Set(TERMINAL_STATUSES);
 const MAX_THUMBS = 4;
@@ -32,7 +33,8 @@ export function outputImages(outputs) {
  * createPanel({store, api, tabs, names, stop, stopAll, header, now}) -> {element, render, destroy}.
  * `names` maps prompt id -> {nodeId: name}; `stop(prompt)` returns {ok, message};
  * `stopAll()` stops every prompt in flight (the header's Stop all button);
- * `previews` is createPreviewUrls(); `header` is an extra header element (executor choice).
+ * `previews` is createPreviewUrls(); `header` is an extra header element (executor choice);
+ * `scope` (createShowScope) says whose prompts to list and marks those of other clients.
  */
 export function createPanel({
   store,
@@ -43,6 +45,7 @@ export function createPanel({
   stopAll,
   previews,
   header,
+  scope,
   now = () => Date.now(),
 }) {
   const root = el("div", { class: "parallel-runs-panel" });
@@ -96,6 +99,11 @@ export function createPanel({
       el("span", { class: `parallel-runs-status parallel-runs-status-${s.status}`, text: s.status }),
       el("span", { class: "parallel-runs-workflow", text: tabs.label(s.workflow_id) || "(other client)" }),
       el("span", { class: "parallel-runs-executor-label", text: s.executor ?? "local" }),
+    );
+    const origin = originLabel(scope.origin(s));
+    if (origin) top.append(el("span", { class: "parallel-runs-origin", text: origin }));
+    row.dataset.origin = scope.origin(s);
+    top.append(
       el("span", { class: "parallel-runs-elapsed" }),
     );
     if (!TERMINAL.has(s.status)) {
@@ -167,7 +175,7 @@ export function createPanel({
 
   function render() {
     frame = 0;
-    const prompts = store.all();
+    const prompts = scope.shown(store.all());
     const seen = new Set();
     let before = list.firstChild;
     for (const s of prompts) {
@@ -204,6 +212,7 @@ export function createPanel({
     frame ||= requestAnimationFrame(render);
   };
   const unsubscribe = store.subscribe(schedule);
+  const unscope = scope.subscribe(schedule);
   const ticker = setInterval(() => {
     for (const s of store.all()) {
       const row = rows.get(s.prompt_id);
@@ -217,6 +226,7 @@ export function createPanel({
     render,
     destroy() {
       unsubscribe();
+      unscope();
       clearInterval(ticker);
       if (frame) cancelAnimationFrame(frame);
       root.remove();

@@ -16,19 +16,22 @@ export function titleFor(base, { running, fraction }, queued = 0) {
  * Keep document.title prefixed while prompts run. The frontend rewrites the title itself
  * (workflow name, its own progress), so a MutationObserver re-applies the prefix after it.
  */
-export function installTitle({ doc, store, aggregate }) {
+export function installTitle({ doc, store, scope, aggregate }) {
   const apply = () => {
-    const queued = store.all().filter((s) => s.status === "queued").length;
-    const next = titleFor(doc.title, aggregate(store), queued);
+    const shown = scope.shown(store.all());
+    const queued = shown.filter((s) => s.status === "queued").length;
+    const next = titleFor(doc.title, aggregate(store, shown), queued);
     if (next !== doc.title) doc.title = next;
   };
   const unsubscribe = store.subscribe(apply);
+  const unscope = scope.subscribe(apply);
   const head = doc.querySelector("head");
   const observer = new MutationObserver(apply);
   if (head) observer.observe(head, { subtree: true, childList: true, characterData: true });
   apply();
   return () => {
     unsubscribe();
+    unscope();
     observer.disconnect();
     doc.title = doc.title.replace(PREFIX, "");
   };
