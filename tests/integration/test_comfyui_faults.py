@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socket
 import sys
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from offload_harness import Harness, offload_app, wait_until
 
 from conftest import find_comfyui, make_base_directory
 from parallel_runs_node.parallel_runs.client.process import ComfyProcess
+from parallel_runs_node.server_routes.executors.records import JobRecord
 
 
 def free_port() -> int:
@@ -79,6 +81,14 @@ async def test_a_server_that_restarts_has_lost_the_prompt_and_says_so(relay, ser
     assert record.status == "error" and record.error.type == "prompt_lost", record.error
     assert "'d'" in record.error.message and "restarted" in record.error.message
     assert relay.server.types(prompt_id).count("execution_error") == 1
+
+
+async def test_stopping_a_prompt_the_server_no_longer_knows_is_not_an_error(relay):
+    """After a restart of either side, the server may not know the prompt any more: there is
+    nothing left to stop, so Stop succeeds (following the prompt ends it as lost)."""
+    executor = relay.relay.executors["comfyui"]
+    record = JobRecord(prompt_id=str(uuid.uuid4()), executor="comfyui:d", job_id=str(uuid.uuid4()))
+    assert await executor.cancel(record) == "stopped"
 
 
 async def test_this_comfyui_restarted_mid_prompt_follows_it_again_and_saves_once(

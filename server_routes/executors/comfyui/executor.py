@@ -12,7 +12,6 @@ history; a remote that no longer knows the prompt (it restarted) ends it with th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import statistics
 import time
@@ -363,10 +362,15 @@ class ComfyuiExecutor:
     async def cancel(self, record: JobRecord) -> CancelOutcome:
         connector = await self.connector(record.target)
         prompt_id = record.job_id or ""
-        with contextlib.suppress(ComfyError):
-            await connector.attach(prompt_id, {})
         try:
+            await connector.attach(prompt_id, {})
             await connector.cancel(prompt_id)
+        except ComfyError as exc:
+            if exc.status != 404:
+                raise ExecutorRefused(502, "server_unreachable", str(exc)) from None
+            # The server no longer knows the prompt (it restarted): nothing is left to stop,
+            # and following it ends the prompt as lost.
+            return "stopped"
         except ConnectorError as exc:
             raise ExecutorRefused(502, "server_unreachable", str(exc)) from None
         return "stopped"
