@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .records import JobError, SavedFile
+from .records import JobError, SavedFile, ui_output
 
 Event = tuple[str, dict[str, Any]]
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ class PromptEvents:
                 "executed",
                 {
                     **self._node_event(node),
-                    "output": {"images": [f.model_dump() for f in files]},
+                    "output": ui_output(files),
                 },
             )
             for node, files in outputs.items()

@@ -4,6 +4,8 @@ saved outputs, its error). Pure models: `registry` stores them, the relay change
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
+from pathlib import PurePosixPath
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -31,6 +33,24 @@ class SavedFile(BaseModel):
     filename: str
     subfolder: str
     type: Literal["output"] = "output"
+
+
+# ComfyUI shows a node's saved files by the key of its UI output: SaveAudio's "audio",
+# SaveGLB's "3d", everything else (images, and videos as animated images) "images".
+_UI_KEY_BY_SUFFIX = {
+    **dict.fromkeys((".flac", ".mp3", ".wav", ".ogg", ".opus", ".m4a", ".aac"), "audio"),
+    **dict.fromkeys((".glb", ".gltf", ".obj", ".fbx", ".stl", ".ply", ".usdz"), "3d"),
+}
+
+
+def ui_output(files: Iterable[SavedFile]) -> dict[str, list[dict[str, str]]]:
+    """One node's saved files as its `executed` UI output, each under the key ComfyUI's own
+    node of that kind would use, so the frontend shows audio and 3D files as such."""
+    output: dict[str, list[dict[str, str]]] = {}
+    for file in files:
+        key = _UI_KEY_BY_SUFFIX.get(PurePosixPath(file.filename).suffix.lower(), "images")
+        output.setdefault(key, []).append(file.model_dump())
+    return output
 
 
 class JobError(BaseModel):
@@ -133,9 +153,5 @@ class JobRecord(BaseModel):
             "finished_at": _ms(self.finished_at),
             "error": self.error.model_dump() if self.error else None,
             "warning": self.warning,
-            "outputs": {
-                node: {"images": [f.model_dump() for f in files]}
-                for node, files in self.outputs.items()
-            }
-            or None,
+            "outputs": {node: ui_output(files) for node, files in self.outputs.items()} or None,
         }

@@ -427,6 +427,29 @@ async def test_outputs_without_a_node_go_to_the_prompts_output_node(tmp_path):
     assert executed["node"] == "4" and list(record.outputs) == ["4"]
 
 
+async def test_audio_and_3d_results_are_shown_under_comfyuis_own_output_keys(tmp_path):
+    """A worker returns every saved file in one `images` list; the node shows each as the
+    ComfyUI node that makes that kind of file would (SaveAudio: audio, SaveGLB: 3d)."""
+    files = {"song_00001_.flac": b"fLaC" + bytes(40), "mesh_00001_.glb": b"glTF" + bytes(40)}
+    files["still_00001_.png"] = png_bytes(4, 4, (0, 0, 0))
+    entries = [
+        {"filename": name, "type": "base64", "data": base64.b64encode(data).decode(), "node": "4"}
+        for name, data in files.items()
+    ]
+    server = FakePromptServer({"tab-new": {}})
+    outcome = Outcome(result={"output": {"images": entries}})
+    record = await relay_job(tmp_path, server, outcome)
+    assert record.status == "success", record.error
+    (executed,) = server.json_events("executed")
+    names = {key: [f["filename"] for f in value] for key, value in executed["output"].items()}
+    assert names == {
+        "audio": ["song_00001_.flac"],
+        "3d": ["mesh_00001_.glb"],
+        "images": ["still_00001_.png"],
+    }
+    assert record.summary()["outputs"] == {"4": executed["output"]}
+
+
 # --------------------------------------------------------------------------- endings
 
 
