@@ -15,6 +15,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ...parallel_runs.validation import first_problem
+from ..executors.records import EXECUTOR_NAME
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class JobSummary(BaseModel):
 
     prompt_id: str
     status: Status
-    executor: str = Field(default="local", pattern=r"^(local|runpod:[A-Za-z0-9_-]*)$")
+    executor: str = Field(default="local", pattern=rf"^(local|[a-z]+:{EXECUTOR_NAME})$")
     client_id: str | None = None
     workflow_id: str | None = None
     number: float | None = None

@@ -178,9 +178,14 @@ async def test_empty_queue(aiohttp_client):
     assert await (await client.get("/parallel/jobs")).json() == {"jobs": []}
 
 
-def test_executor_must_be_local_or_a_runpod_endpoint():
-    with pytest.raises(ValueError):
-        JobSummary(prompt_id="x", status="queued", executor="runpod:../../etc")
+def test_executor_must_be_local_or_a_named_executor():
+    """Every executor kind is listed (a prompt on another ComfyUI server too), by the same
+    name rule as its record."""
+    for executor in ("local", "runpod:ep1", "comfyui:gpu2", "comfyui:lan.box-2"):
+        assert JobSummary(prompt_id="x", status="queued", executor=executor).executor == executor
+    for bad in ("runpod:../../etc", "comfyui:", "comfyui", "Local", "comfyui:a b"):
+        with pytest.raises(ValueError):
+            JobSummary(prompt_id="x", status="queued", executor=bad)
     with pytest.raises(ValueError):
         JobSummary(prompt_id="x", status="done")
 
