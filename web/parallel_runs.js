@@ -12,6 +12,7 @@ import { createPanel, createPreviewUrls } from "./views/panel.js";
 import { createPanelHost } from "./views/panel_host.js";
 import { stopPrompt } from "./hooks/prompt_actions.js";
 import { createStops, installStopHook, STOP_ALL_COMMAND, toaster } from "./hooks/stop_hook.js";
+import { DESKTOP_SETTING, desktopSettingChanged, installAwayToasts } from "./hooks/away_toast.js";
 import { aggregateProgress, createStore } from "./state/prompt_state.js";
 import { createShowScope, SHOW_FROM } from "./state/show_scope.js";
 import { autoOptions, installQueueHook } from "./hooks/queue_hook.js";
@@ -101,6 +102,9 @@ function start() {
     stopPrompt({ api, prompt, report: (detail) => emit("parallel.job", detail) });
   const stops = createStops({ store, tabs, clientId, stop, notify: toaster(app) });
   installStopHook({ app, stopVisible: stops.stopVisible });
+  const desktopEnabled = () => setting(DESKTOP_SETTING, false) === true;
+  const notify = toaster(app);
+  installAwayToasts({ app, api, store, scope, tabs, clientId, desktopEnabled, notify });
   const host = createPanelHost({
     app,
     doc: document,
@@ -196,6 +200,15 @@ app.registerExtension({
       ],
       defaultValue: SHOW_FROM.TAB,
       onChange: (value) => runtime?.scope.set(value),
+    },
+    {
+      id: DESKTOP_SETTING,
+      category: ["Parallel Runs", "Notify", "Desktop"],
+      name: "Desktop notification when a prompt finishes while this browser tab is hidden",
+      tooltip: "Turning it on asks the browser for permission. In-page toasts need no setting.",
+      type: "boolean",
+      defaultValue: false,
+      onChange: (value, old) => desktopSettingChanged({ value, old, notify: toaster(app) }),
     },
     {
       id: SETTING_CAP,

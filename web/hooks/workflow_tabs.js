@@ -52,6 +52,25 @@ export function createWorkflowTabs(app) {
     return true;
   }
 
+  /**
+   * Bring an open workflow tab on screen; resolves to whether it is now the visible one.
+   * Both frontends' own tab click (workflowService.openWorkflow, not reachable from an
+   * extension) ends in this same call: loadGraphData with the tab's ComfyWorkflow, which
+   * stores the leaving tab's state and restores the arriving tab's (its outputs too). The
+   * state is passed as a plain copy: the store's is a reactive proxy, which the frontend's
+   * structured clone cannot copy.
+   */
+  async function show(workflowId) {
+    const workflow = find(workflowId);
+    if (!workflow) return false;
+    if (visibleId() === workflowId) return true;
+    if (workflow.isLoaded === false && typeof workflow.load === "function") await workflow.load();
+    const state = workflow.activeState ?? workflow.initialState;
+    if (!state || typeof app.loadGraphData !== "function") return false;
+    await app.loadGraphData(JSON.parse(JSON.stringify(state)), true, true, workflow);
+    return visibleId() === workflowId;
+  }
+
   /** The visible tab's node title, for naming the node a prompt is on. */
   function nodeTitle(nodeId) {
     return rootGraph()?.getNodeById?.(nodeId)?.title ?? null;
@@ -71,5 +90,5 @@ export function createWorkflowTabs(app) {
     app.graph?.setDirtyCanvas?.(true, true);
   }
 
-  return { visibleId, find, label, keepOutput, nodeTitle, extra, markChanged };
+  return { visibleId, find, label, show, keepOutput, nodeTitle, extra, markChanged };
 }

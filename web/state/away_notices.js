@@ -56,7 +56,8 @@ export function awayNotices(seen, prompts, view) {
 }
 
 /** The notice for a prompt that just settled, or null when it deserves none. */
-function noticeFor(prompt, { visibleWorkflowId = null, pageHidden = false, clientId = null, inScope }) {
+function noticeFor(prompt, view) {
+  const { visibleWorkflowId = null, pageHidden = false, clientId = null, inScope } = view;
   if (!NOTICE_OUTCOMES.includes(prompt.status)) return null;
   if (!clientId || prompt.client_id !== clientId) return null; // not queued from this tab
   if (typeof inScope === "function" && !inScope(prompt)) return null;
