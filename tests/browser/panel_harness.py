@@ -205,3 +205,16 @@ def open_comfy_page(
     page.wait_for_function("() => window.__parallelRuntime !== undefined", timeout=WAIT)
     page.wait_for_function(SOCKET_READY, timeout=WAIT)
     return context, page
+
+
+def choose_setting(page: Any, label: str, option: str) -> None:
+    """What a person does to change a setting, on both frontends: open Settings (Ctrl+,),
+    search for the setting's label, pick `option` in its dropdown, close the dialog."""
+    page.locator("#graph-canvas").click(position={"x": 700, "y": 200})
+    page.keyboard.press("Control+,")
+    search = page.get_by_placeholder("Search Settings")
+    search.fill(label)
+    page.locator(".setting-item", has_text=label).get_by_role("combobox").click()
+    page.get_by_role("option", name=option, exact=True).click()
+    page.get_by_role("dialog").get_by_role("button", name="Close").click()
+    search.wait_for(state="detached", timeout=WAIT)
