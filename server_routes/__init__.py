@@ -8,13 +8,15 @@ from typing import Any
 
 from aiohttp import web
 
-from .executors.install import attach_offload
+from .executors.install import Offload, attach_offload
 from .health import Feature, Health, health_routes
 from .jobs.routes import JobSource, jobs_routes, local_jobs
 from .patches.guard import PatchRefused, refused
 from .patches.progress_scope import install_progress_scope
+from .patches.queue_refresh import watch_offloaded_status
 from .patches.start_times import StartTimes, watch_start_times
 from .settings import Settings
+from .stock_queue.install import StockQueue, install_stock_queue, offloaded_from
 
 log = logging.getLogger(__name__)
 _INSTALLED = "_parallel_runs_installed"
@@ -51,6 +53,30 @@ def _no_start_time(_prompt_id: str) -> int | None:
     return None
 
 
+def _queue_refresh_feature(server: Any) -> Feature:
+    """Before the relay takes send_sync: pages reload their queue lists as offloaded prompts
+    change status."""
+    try:
+        watch_offloaded_status(server)
+    except PatchRefused as reason:
+        return Feature(enabled=False, detail=refused("reloading the queue lists", reason))
+    return Feature(enabled=True, detail="status sent as offloaded prompts change")
+
+
+def _stock_queue_feature(server: Any, offload: Offload | None) -> tuple[Feature, StockQueue | None]:
+    """Offloaded prompts in ComfyUI's own /queue and jobs API (the stock queue lists)."""
+    offloaded = (
+        None if offload is None else offloaded_from(offload.deps.registry, offload.deps.relay)
+    )
+    try:
+        stock = install_stock_queue(server, offloaded)
+    except PatchRefused as reason:
+        return Feature(
+            enabled=False, detail=refused("offloaded prompts in the queue lists", reason)
+        ), None
+    return Feature(enabled=True, detail=stock.detail), stock
+
+
 def install(
     server: Any,
     version: str,
@@ -68,24 +94,30 @@ def install(
     progress_text = _progress_text_feature(server, settings, server_feature_flags)
     start_times, started_at = _start_times_feature(server)
     job_sources: list[JobSource] = [local_jobs(server, started_at=started_at)]
+    queue_refresh = _queue_refresh_feature(server)
     offload = attach_offload(server, env)  # None outside ComfyUI (no folder_paths)
     if offload is None:
         offload_feature = Feature(enabled=False, detail="needs ComfyUI's folder_paths")
     else:
         offload_feature = Feature(enabled=True, detail="runpod")
         job_sources.append(offload.jobs_source)
+    stock_queue, stock = _stock_queue_feature(server, offload)
     health = Health(
         version=version,
         features={
             "scoped_progress_text": progress_text,
             "start_times": start_times,
             "offload": offload_feature,
+            "queue_refresh": queue_refresh,
+            "stock_queue": stock_queue,
         },
     )
     mount(health_routes(health), server.routes)
     mount(jobs_routes(job_sources), server.routes)
     if offload is not None:
         mount(offload.routes, server.routes)
+    if stock is not None and stock.routes is not None:
+        mount(stock.routes, server.routes)
     setattr(server, _INSTALLED, health)
     log.info(
         "[parallel-runs] %s loaded: %s", version, {k: v.detail for k, v in health.features.items()}
