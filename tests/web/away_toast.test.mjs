@@ -169,8 +169,8 @@ test("a prompt of a tab not on screen: a toast naming it, whose button switches"
   page.store.dispatch(ev.success("p1"));
   page.store.dispatch(ev.success("p2"));
   assert.deepEqual(
-    page.shown.map(({ kind, title }) => ({ kind, title })),
-    [{ kind: "success", title: "Landscape finished" }],
+    page.shown.map(({ kind, title, duration }) => ({ kind, title, duration })),
+    [{ kind: "success", title: "Landscape finished", duration: 15_000 }],
   );
   assert.deepEqual(page.made, []); // the page is visible: no desktop notification
   page.shown[0].action.onClick();
@@ -192,7 +192,10 @@ test("a hidden page also notifies the desktop, for the tab on screen too; a clic
       ["Portrait finished", "parallel-runs-p2"],
     ],
   );
-  assert.deepEqual(page.shown.map((t) => t.title), ["Landscape failed: boom"]);
+  assert.deepEqual(
+    page.shown.map((t) => [t.title, t.duration]),
+    [["Landscape failed: boom", Infinity]], // a failure stays until closed
+  );
   page.made[0].onclick();
   assert.equal(page.focused(), 1);
   assert.equal(page.made[0].closed, true);

@@ -13,7 +13,9 @@ import { createToastStack } from "../views/toast.js";
 
 export const DESKTOP_SETTING = "ParallelRuns.Notify.Desktop";
 export const SHOW_LABEL = "Show workflow";
-const TOAST_LIFE_MS = 15_000; // long enough to read and reach the button
+/** How long a toast stays: a finish long enough to read and reach the button; a failure until
+ * the user closes it (a prompt that failed unseen should not slip by). */
+export const TOAST_LIFE_MS = Object.freeze({ success: 15_000, error: Number.POSITIVE_INFINITY });
 const NAMES_KEPT = 200;
 
 /**
@@ -137,11 +139,12 @@ export function installAwayToasts({
     const open = () => switchTo(notice.workflow_id, name);
     if (notice.toast) {
       const canSwitch = tabs.find(notice.workflow_id) !== null;
+      const kind = notice.outcome === "error" ? "error" : "success";
       surface.show({
-        kind: notice.outcome === "error" ? "error" : "success",
+        kind,
         title,
         action: canSwitch ? { label: SHOW_LABEL, onClick: open } : null,
-        life: TOAST_LIFE_MS,
+        life: TOAST_LIFE_MS[kind],
       });
     }
     if (notice.desktop && desktopEnabled()) desktop(title, notice, open);

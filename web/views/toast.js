@@ -16,7 +16,8 @@ const GAP_PX = 8;
 /**
  * createToastStack({doc}) -> {show({kind, title, detail, action, life}) -> {dismiss}, element}.
  * `kind` is "success" | "error" | "info"; `action` is `{label, onClick}` (the toast closes
- * after its click); `life` in ms (the timer stops while the pointer is over the toast).
+ * after its click); `life` in ms (the timer stops while the pointer is over the toast;
+ * Infinity: until closed).
  */
 export function createToastStack({ doc = document } = {}) {
   let stack = null;
