@@ -16,7 +16,7 @@ import { DESKTOP_SETTING, desktopSettingChanged, installAwayToasts } from "./hoo
 import { aggregateProgress, createStore } from "./state/prompt_state.js";
 import { createShowScope, SHOW_FROM } from "./state/show_scope.js";
 import { autoOptions, installQueueHook } from "./hooks/queue_hook.js";
-import { installTitle } from "./views/title.js";
+import { installIndicators } from "./views/indicators.js";
 import { createWorkflowTabs } from "./hooks/workflow_tabs.js";
 
 /** Our own folder's URL, whatever the package folder under custom_nodes/ is called. */
@@ -74,7 +74,12 @@ function start() {
     api.addEventListener(type, (event) => store.dispatch({ type, data: event.detail }));
   }
   let choice = null; // the executor choice, built with the panel
-  const canvas = installCanvasScope({ api, store, tabs, onSwitch: () => choice?.refresh() });
+  let indicators = null; // title, favicon and top bar: the top bar follows the tab on screen
+  const onSwitch = () => {
+    choice?.refresh();
+    indicators?.refresh();
+  };
+  const canvas = installCanvasScope({ api, store, tabs, onSwitch });
   installQueueHook({
     api,
     names,
@@ -97,7 +102,8 @@ function start() {
   api.addEventListener("reconnected", resync);
   const refresher = everyClientRefresh({ scope, resync });
   scope.subscribe(resync);
-  installTitle({ doc: document, store, scope, aggregate: aggregateProgress });
+  const aggregate = aggregateProgress;
+  indicators = installIndicators({ app, doc: document, store, scope, tabs, aggregate });
   const stop = (prompt) =>
     stopPrompt({ api, prompt, report: (detail) => emit("parallel.job", detail) });
   const stops = createStops({ store, tabs, clientId, stop, notify: toaster(app) });
