@@ -1,6 +1,7 @@
 // Parallel Runs: the panel listing every prompt (running first), each with its own progress
 // bar, current node, executor, elapsed time, outputs, error and a stop button.
-// Rows are keyed by prompt id and rebuilt only when that prompt changed (its `rev`).
+// Rows are keyed by prompt id and touched only when that prompt changed (its `rev`): a step
+// updates the bar and texts in place, any other change rebuilds the row.
 
 import { el } from "./dom.js";
 import { TERMINAL_STATUSES, nodeProgress, promptProgress } from "../state/prompt_state.js";
@@ -88,7 +89,45 @@ export function createPanel({
     return api.apiURL(`/view?${query}`);
   }
 
-  function buildRow(s) {
+  /** The last progress text of a prompt, as [nodeId, text], or null. */
+  function lastText(s) {
+    const texts = Object.entries(s.progress_text ?? {});
+    return texts.length ? texts[texts.length - 1] : null;
+  }
+
+  /** The images a row shows: the last outputs' /view URLs, then the preview while it runs. */
+  function rowImages(s) {
+    const images = outputImages(s.outputs)
+      .slice(-MAX_THUMBS)
+      .map((image) => ({ src: viewUrl(image), node: image.node, filename: image.filename }));
+    const preview = !TERMINAL.has(s.status) ? previews.url(s.preview) : null;
+    if (preview) images.push({ src: preview, preview: true });
+    return images;
+  }
+
+  /**
+   * Everything a row shows except what changes at every step (bar, node steps, progress text:
+   * showProgress) and the elapsed time: a row whose shape is unchanged is updated in place,
+   * any other change rebuilds it.
+   */
+  function rowShape(s, images) {
+    const running = !TERMINAL.has(s.status);
+    const hasNode = s.current_node !== null && s.current_node !== undefined && running;
+    return JSON.stringify([
+      s.status,
+      s.workflow_id,
+      tabs.label(s.workflow_id),
+      s.executor,
+      scope.origin(s),
+      hasNode ? s.current_node : null,
+      lastText(s)?.[0] ?? null,
+      images.map((image) => [image.src, image.node, image.filename]),
+      running ? s.warning : null,
+      s.error ? [s.error.message, s.error.node_type, s.error.node_id] : null,
+    ]);
+  }
+
+  function buildRow(s, shape, images) {
     const row = el("div", { class: "parallel-runs-row" });
     row.dataset.promptId = s.prompt_id;
     row.dataset.status = s.status;
@@ -103,9 +142,9 @@ export function createPanel({
     const origin = originLabel(scope.origin(s));
     if (origin) top.append(el("span", { class: "parallel-runs-origin", text: origin }));
     row.dataset.origin = scope.origin(s);
-    top.append(
-      el("span", { class: "parallel-runs-elapsed" }),
-    );
+    row._elapsed = el("span", { class: "parallel-runs-elapsed" });
+    row._elapsedText = "";
+    top.append(row._elapsed);
     if (!TERMINAL.has(s.status)) {
       const button = el("button", { class: "parallel-runs-stop", text: "Stop" });
       button.title = `Stop prompt ${s.prompt_id}`;
@@ -117,40 +156,33 @@ export function createPanel({
       });
       top.append(button);
     }
-    const progress = promptProgress(store, s.prompt_id);
-    const bar = el("div", { class: "parallel-runs-bar" });
-    const fill = el("div", { class: "parallel-runs-bar-fill" });
-    fill.style.width = `${Math.round(progress.fraction * 100)}%`;
-    bar.dataset.fraction = progress.fraction.toFixed(3);
-    bar.append(fill);
-    row.append(top, bar);
+    row._bar = el("div", { class: "parallel-runs-bar" });
+    row._fill = el("div", { class: "parallel-runs-bar-fill" });
+    row._bar.append(row._fill);
+    row.append(top, row._bar);
+    row._node = null;
     if (s.current_node !== null && s.current_node !== undefined && !TERMINAL.has(s.status)) {
-      const node = nodeProgress(store, s.prompt_id, s.current_node);
-      const steps = node && node.max > 1 ? ` ${node.value}/${node.max}` : "";
-      const current = el("div", { class: "parallel-runs-node", text: `${nodeName(s, s.current_node)}${steps}` });
-      current.dataset.node = s.current_node;
-      row.append(current);
+      row._node = el("div", { class: "parallel-runs-node" });
+      row._node.dataset.node = s.current_node;
+      row.append(row._node);
     }
-    const texts = Object.entries(s.progress_text ?? {});
-    if (texts.length) {
-      const [nodeId, text] = texts[texts.length - 1];
-      const line = el("div", { class: "parallel-runs-text", text: text });
-      line.dataset.node = nodeId;
-      row.append(line);
+    const last = lastText(s);
+    row._text = null;
+    if (last) {
+      row._text = el("div", { class: "parallel-runs-text" });
+      row._text.dataset.node = last[0];
+      row.append(row._text);
     }
     const thumbs = el("div", { class: "parallel-runs-thumbs" });
-    for (const image of outputImages(s.outputs).slice(-MAX_THUMBS)) {
+    for (const image of images) {
       const img = el("img", { class: "parallel-runs-thumb" });
-      img.src = viewUrl(image);
-      img.alt = image.filename;
-      img.dataset.node = image.node;
-      img.dataset.filename = image.filename;
-      thumbs.append(img);
-    }
-    const preview = !TERMINAL.has(s.status) ? previews.url(s.preview) : null;
-    if (preview) {
-      const img = el("img", { class: "parallel-runs-thumb parallel-runs-preview" });
-      img.src = preview;
+      if (image.preview) img.classList.add("parallel-runs-preview");
+      img.src = image.src;
+      if (!image.preview) {
+        img.alt = image.filename;
+        img.dataset.node = image.node;
+        img.dataset.filename = image.filename;
+      }
       thumbs.append(img);
     }
     if (thumbs.childElementCount) row.append(thumbs);
@@ -161,16 +193,41 @@ export function createPanel({
       const where = s.error.node_type ? ` (${s.error.node_type} #${s.error.node_id})` : "";
       row.append(el("div", { class: "parallel-runs-error", text: `${s.error.message || "error"}${where}` }));
     }
-    row._rev = s.rev;
+    row._shape = shape;
+    showProgress(row, s);
     updateElapsed(row, s);
     return row;
   }
 
+  /** The parts of a row that change at every step; each written only when it changed. */
+  function showProgress(row, s) {
+    const progress = promptProgress(store, s.prompt_id);
+    const width = `${Math.round(progress.fraction * 100)}%`;
+    if (row._fill.style.width !== width) row._fill.style.width = width;
+    const fraction = progress.fraction.toFixed(3);
+    if (row._bar.dataset.fraction !== fraction) row._bar.dataset.fraction = fraction;
+    if (row._node) {
+      const node = nodeProgress(store, s.prompt_id, s.current_node);
+      const steps = node && node.max > 1 ? ` ${node.value}/${node.max}` : "";
+      const text = `${nodeName(s, s.current_node)}${steps}`;
+      if (row._node.textContent !== text) row._node.textContent = text;
+    }
+    if (row._text) {
+      const text = lastText(s)[1];
+      if (row._text.textContent !== text) row._text.textContent = text;
+    }
+    row._rev = s.rev;
+  }
+
+  /** Writes the text only when it changed: each write costs the row a layout (100 rows: ~5 ms). */
   function updateElapsed(row, s) {
     const start = s.started_at ?? s.queued_at;
     const end = s.finished_at ?? now();
-    const span = row.querySelector(".parallel-runs-elapsed");
-    if (span) span.textContent = start ? formatElapsed(end - start) : "";
+    const text = start ? formatElapsed(end - start) : "";
+    if (row._elapsedText !== text) {
+      row._elapsed.textContent = text;
+      row._elapsedText = text;
+    }
   }
 
   function render() {
@@ -182,13 +239,20 @@ export function createPanel({
       seen.add(s.prompt_id);
       let row = rows.get(s.prompt_id);
       if (!row || row._rev !== s.rev) {
-        const fresh = buildRow(s);
-        if (row) {
-          if (row === before) before = fresh; // keep the insertion point inside the list
-          row.replaceWith(fresh);
+        const images = rowImages(s);
+        const shape = rowShape(s, images);
+        if (row?._shape === shape) {
+          showProgress(row, s); // a step: bar and texts in place, no new row to style and lay out
+          updateElapsed(row, s);
+        } else {
+          const fresh = buildRow(s, shape, images);
+          if (row) {
+            if (row === before) before = fresh; // keep the insertion point inside the list
+            row.replaceWith(fresh);
+          }
+          row = fresh;
+          rows.set(s.prompt_id, row);
         }
-        row = fresh;
-        rows.set(s.prompt_id, row);
       } else {
         updateElapsed(row, s);
       }
@@ -203,9 +267,13 @@ export function createPanel({
     }
     const running = prompts.filter((s) => s.status === "running").length;
     const queued = prompts.filter((s) => s.status === "queued").length;
-    summary.textContent = `${running} running, ${queued} queued`;
-    halt.disabled = running + queued === 0;
-    empty.hidden = prompts.length > 0;
+    const counts = `${running} running, ${queued} queued`;
+    const idle = running + queued === 0;
+    const any = prompts.length > 0;
+    // Written only when changed, as the rows are: an unchanged write still costs a layout.
+    if (summary.textContent !== counts) summary.textContent = counts;
+    if (halt.disabled !== idle) halt.disabled = idle;
+    if (empty.hidden !== any) empty.hidden = any;
   }
 
   const schedule = () => {
