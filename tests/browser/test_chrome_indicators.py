@@ -33,7 +33,7 @@ from panel_harness import (
 )
 
 pytestmark = pytest.mark.browser
-LONG = 40.0  # seconds tab A's prompt would run (B's five times as long); Stop all ends them
+LONG = 80.0  # seconds tab A's prompt would run (B's five times as long); Stop all ends them
 PROMPT_IDS = "() => window.__parallelRuntime.store.all().map((s) => s.prompt_id)"
 OURS = re.compile(r"^\[(\d+) running (?:\+(\d+) queued )?(\d+)%\] (.*)$")
 PERCENT_BRACKETS = re.compile(r"\[[^\]]*%\]")
@@ -149,7 +149,7 @@ class Person:
 
     def open_tab(self, name: str, seconds: float, executor: str = "local") -> str:
         """Set-up: a workflow in a new tab, run on `executor` (chosen in the panel header)."""
-        workflow = ui_workflow(f"note {name}", seconds, 40)
+        workflow = ui_workflow(f"note {name}", seconds, 80)
         tab = self.page.evaluate(LOAD_WORKFLOW, [workflow, name])
         if executor != "local":
             self.page.select_option(".parallel-runs-executor", executor)
@@ -181,13 +181,13 @@ class Person:
         )
 
     def wait_apart(self, ahead: str, behind: str) -> None:
-        """Until the panel shows `ahead`'s progress 10 points past `behind`'s."""
+        """Until the panel shows `ahead`'s progress 5 points past `behind`'s."""
         self.page.wait_for_function(
             """([a, b]) => {
                  const bar = (id) => document.querySelector(
                    `.parallel-runs-row[data-prompt-id="${id}"] .parallel-runs-bar`);
                  const f = (id) => Number(bar(id).dataset.fraction);
-                 return f(a) - f(b) > 0.1;
+                 return f(a) - f(b) > 0.05;
                }""",
             arg=[ahead, behind],
             timeout=WAIT,
