@@ -86,6 +86,9 @@ class Outcome:
     output_nodes: tuple[str, ...] = ()
     # the body the worker posts at the end, verbatim (a hostile or broken worker)
     result: dict[str, Any] | None = None
+    # when set: the job stays IN_PROGRESS after its steps until the test sets this event (a job
+    # that must still run at some point of a test, however slow the machine)
+    hold: threading.Event | None = None
 
 
 @dataclass
@@ -472,6 +475,8 @@ class FakeRunpod:
             if outcome.preview is not None and step > 1:
                 job.output["preview"] = outcome.preview
             job.progress.append(job.output)
+        while outcome.hold is not None and not outcome.hold.is_set():
+            await asyncio.sleep(0.02)  # polled: a thread blocked on it would outlive the fake
         if job.status != "IN_PROGRESS":
             return
         if outcome.kind == "timeout":  # RunPod's execution timeout: no result at all

@@ -12,6 +12,9 @@ the registry is also flushed from `atexit` (the last deferred changes would be l
 from __future__ import annotations
 
 import atexit
+import functools
+import math
+import os
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -33,12 +36,18 @@ from .registry import JobRegistry
 from .relay import Relay, Send, server_recipients
 from .routes import OffloadDeps, offload_routes
 from .runpod.config import OffloadConfig
-from .runpod.executor import MissingApiKey, RunpodExecutor
+from .runpod.executor import RETRY_DELAYS, MissingApiKey, RunpodExecutor
+from .runpod.poll_planner import PollPlanner
 from .state_files import state_directory, write_private
 
 REGISTRY_FILE = "offload_jobs.sqlite3"
 LEGACY_REGISTRY_FILE = "offload_jobs.json"  # the JSON registry of earlier versions: imported once
 AtExit = Callable[[Callable[[], None]], object]  # atexit.register's shape
+# Test-only tuning, never for production: a factor (0.01-1) on the RunPod relay's waits (its
+# status-poll pacing and budget, its back-off after a failed poll), so that tests of a RunPod
+# that fails and then recovers, which run this package inside a real ComfyUI, need not wait
+# production's seconds. Unset or invalid: production values.
+TIME_SCALE_ENV = "PARALLEL_RUNS_TEST_TIME_SCALE"
 
 
 @dataclass
@@ -87,6 +96,29 @@ def stable_client_id(state: Path) -> Callable[[str], str]:
         own = uuid.uuid4().hex
         write_private(path, own)
     return lambda name: f"parallel-runs-{own}-{name}"
+
+
+def scaled_runpod_options(env: Mapping[str, str] | None) -> dict[str, Any]:
+    """The RunPod executor's options under TIME_SCALE_ENV (test-only): {} when it is unset."""
+    try:
+        scale = float(dict(os.environ if env is None else env).get(TIME_SCALE_ENV) or 1.0)
+    except ValueError:
+        return {}
+    if math.isnan(scale) or scale >= 1.0:
+        return {}
+    scale = max(scale, 0.01)
+    usual = PollPlanner()
+    planner = functools.partial(
+        PollPlanner,
+        rate=usual.rate / scale,
+        near=usual.near * scale,
+        queue_first=usual.queue_first * scale,
+        queue_max=usual.queue_max * scale,
+        running_default=usual.running_default * scale,
+        running_max=usual.running_max * scale,
+    )
+    first, longest = RETRY_DELAYS
+    return {"planner": planner, "retry_delays": (first * scale, longest * scale)}
 
 
 def install_offload(
@@ -175,6 +207,12 @@ def attach_offload(server: Any, env: Mapping[str, str] | None = None) -> Offload
         defaults = _comfy_defaults()
     except ImportError:
         return None
-    offload = install_offload(server, env=env, at_exit=atexit.register, **defaults)
+    offload = install_offload(
+        server,
+        env=env,
+        at_exit=atexit.register,
+        runpod_options=scaled_runpod_options(env),
+        **defaults,
+    )
     server.app.cleanup_ctx.append(offload.cleanup_ctx)
     return offload

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from aiohttp import web
 
 from parallel_runs_node.parallel_runs.progress_text import FEATURE_FLAG
@@ -84,3 +85,23 @@ def test_patches_of_methods_that_changed_stay_off_and_health_says_why(caplog):
     assert len(lines) == len(refused)  # one line per feature left off (this bare server has
     assert progress in refused and starts in refused  # no prompt queue to list either)
     assert "/parallel/jobs" in [route.path for route in server.routes]  # the rest still works
+
+
+def test_the_test_only_time_scale_shortens_the_runpod_relays_waits():
+    from parallel_runs_node.server_routes.executors.install import (
+        TIME_SCALE_ENV,
+        scaled_runpod_options,
+    )
+    from parallel_runs_node.server_routes.executors.runpod.executor import RETRY_DELAYS
+
+    for unset in ({}, {TIME_SCALE_ENV: ""}, {TIME_SCALE_ENV: "fast"}, {TIME_SCALE_ENV: "nan"}):
+        assert scaled_runpod_options(unset) == {}, unset  # production values
+    assert scaled_runpod_options({TIME_SCALE_ENV: "1"}) == {}
+    options = scaled_runpod_options({TIME_SCALE_ENV: "0.1"})
+    assert options["retry_delays"] == (RETRY_DELAYS[0] * 0.1, RETRY_DELAYS[1] * 0.1)
+    planner, usual = options["planner"](started=0.0), type(options["planner"](started=0.0))()
+    assert planner.rate == pytest.approx(usual.rate * 10)
+    assert planner.queue_first == pytest.approx(usual.queue_first * 0.1)
+    assert planner.running_default == pytest.approx(usual.running_default * 0.1)
+    assert planner.delay(0.0, None, None) < usual.delay(0.0, None, None) / 5  # first poll
+    assert scaled_runpod_options({TIME_SCALE_ENV: "0"})["retry_delays"][0] == RETRY_DELAYS[0] / 100
