@@ -16,6 +16,8 @@ import { DESKTOP_SETTING, desktopSettingChanged, installAwayToasts } from "./hoo
 import { aggregateProgress, createStore } from "./state/prompt_state.js";
 import { createShowScope, SHOW_FROM } from "./state/show_scope.js";
 import { autoOptions, installQueueHook } from "./hooks/queue_hook.js";
+import { installQueueScope } from "./hooks/queue_scope.js";
+import { installStockLabels } from "./views/stock_labels.js";
 import { installIndicators } from "./views/indicators.js";
 import { createWorkflowTabs } from "./hooks/workflow_tabs.js";
 
@@ -102,6 +104,9 @@ function start() {
   api.addEventListener("reconnected", resync);
   const refresher = everyClientRefresh({ scope, resync });
   scope.subscribe(resync);
+  const executors = new Map(); // offloaded prompt id -> executor, named in the stock lists
+  const labels = installStockLabels({ doc: document, executors });
+  installQueueScope({ api, scope, clientId, executors, onNoted: labels.refresh });
   const aggregate = aggregateProgress;
   indicators = installIndicators({ app, doc: document, store, scope, tabs, aggregate });
   const stop = (prompt) =>
