@@ -30,6 +30,18 @@ DEFAULT_FEATURE_FLAGS: Mapping[str, Any] = {FEATURE_FLAG: True, PREVIEW_FLAG: Tr
 CONNECT_RETRY = 0.5  # seconds between two tries of a server that does not answer yet
 
 
+# The mark this package's server side puts in the extra data of a prompt it lists in ComfyUI's
+# /queue while the prompt runs on another executor (server_routes/stock_queue/shapes.py).
+OFFLOADED_KEY = "parallel_runs"
+
+
+def runs_elsewhere(item: Any) -> bool:
+    """Whether a /queue item is a prompt its server sent to another executor."""
+    extra = item[3] if isinstance(item, list | tuple) and len(item) > 3 else None
+    mark = extra.get(OFFLOADED_KEY) if isinstance(extra, Mapping) else None
+    return isinstance(mark, Mapping) and bool(mark.get("executor"))
+
+
 @dataclass(frozen=True)
 class Event:
     """One websocket message: JSON events keep their type; progress text becomes
@@ -157,10 +169,12 @@ class ComfyClient:
         return (answer or {}).get(prompt_id)
 
     async def queue_ids(self) -> tuple[list[str], list[str]]:
-        """(running prompt ids, pending prompt ids) as the server sees them now."""
+        """(running prompt ids, pending prompt ids) of the prompts the server runs itself now:
+        a server with this package also lists the ones it sent elsewhere (`runs_elsewhere`),
+        which neither occupy it nor were queued there by anyone who asks."""
         answer = await self.call_json("GET", "/queue")
-        running = [str(item[1]) for item in answer.get("queue_running", [])]
-        pending = [str(item[1]) for item in answer.get("queue_pending", [])]
+        running = [str(i[1]) for i in answer.get("queue_running", []) if not runs_elsewhere(i)]
+        pending = [str(i[1]) for i in answer.get("queue_pending", []) if not runs_elsewhere(i)]
         return running, pending
 
     async def interrupt(self, prompt_id: str) -> None:

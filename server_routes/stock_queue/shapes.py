@@ -22,6 +22,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
+from ...parallel_runs.client.comfy_client import OFFLOADED_KEY
+
 PENDING, IN_PROGRESS = "pending", "in_progress"
 COMPLETED, FAILED, CANCELLED = "completed", "failed", "cancelled"
 JOB_STATUSES = (PENDING, IN_PROGRESS, COMPLETED, FAILED, CANCELLED)
@@ -34,7 +36,7 @@ FROM_OFFLOADED = {
     "error": FAILED,
     "interrupted": CANCELLED,
 }
-PACKAGE_KEY = "parallel_runs"  # where an offloaded prompt says where it runs
+PACKAGE_KEY = OFFLOADED_KEY  # where an offloaded prompt says where it runs
 
 PREVIEW_MEDIA = frozenset({"images", "video", "audio", "3d", "text"})
 MODEL_SUFFIXES = frozenset({".obj", ".fbx", ".gltf", ".glb", ".usdz"})

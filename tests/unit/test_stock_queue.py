@@ -16,6 +16,7 @@ import pytest
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr
 
+from parallel_runs_node.parallel_runs.client.comfy_client import ComfyClient
 from parallel_runs_node.server_routes.executors.records import JobError, JobRecord, SavedFile
 from parallel_runs_node.server_routes.patches.guard import PatchRefused
 from parallel_runs_node.server_routes.patches.route_handlers import RouteWrap, wrap_routes
@@ -696,3 +697,27 @@ def test_without_a_prompt_queue_nothing_changes():
 
     with pytest.raises(PatchRefused, match="prompt_queue"):
         install_stock_queue(Bare(), None)
+
+
+async def test_a_connector_counts_only_what_the_server_runs_itself(aiohttp_client, bed):
+    """Another ComfyUI asking this one's /queue (Auto's wait, a connector following its
+    prompt) sees the prompts it runs itself, not the ones it sent elsewhere."""
+
+    async def socket(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for _ in ws:
+            pass
+        return ws
+
+    app = bed.app()
+    app.router.add_get("/ws", socket)
+    client = await aiohttp_client(app)
+    comfy = ComfyClient(str(client.make_url("")).rstrip("/"), feature_flags=None)
+    try:
+        await comfy.connect()
+        running, pending = await comfy.queue_ids()
+    finally:
+        await comfy.close()
+    assert running == [UUIDS["a"]]
+    assert sorted(pending) == sorted([UUIDS["b"], UUIDS["c"]])
