@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
+  ALL_CLIENTS,
   CLIENT_PARAM,
   executorsIn,
   installQueueScope,
@@ -49,6 +50,7 @@ test("everything else goes as it is", () => {
   ]) {
     assert.equal(scopedRoute(route, options, tab), route, route);
   }
+  assert.equal(scopedRoute("/queue", ALL_CLIENTS, tab), "/queue"); // the package's own lookups
   assert.equal(isListRequest("/api/jobs?x=1"), true);
   assert.equal(isListRequest("/jobs", { method: "POST" }), false);
 });

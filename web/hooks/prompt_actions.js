@@ -5,6 +5,8 @@
 // POST /queue {delete: [id]} (no websocket event follows, so we report it ourselves once
 // GET /queue confirms it is gone). Offloaded prompts are cancelled by the offload route.
 
+import { ALL_CLIENTS } from "./queue_scope.js";
+
 const post = (api, route, body) =>
   api.fetchApi(route, {
     method: "POST",
@@ -13,7 +15,7 @@ const post = (api, route, body) =>
   });
 
 async function whereIs(api, promptId) {
-  const response = await api.fetchApi("/queue");
+  const response = await api.fetchApi("/queue", ALL_CLIENTS); // whoever queued it
   if (!response.ok) return "unknown";
   const queue = await response.json();
   const has = (items) => (items ?? []).some((item) => item[1] === promptId);

@@ -12,6 +12,9 @@
 import { normaliseFrom, SHOW_FROM } from "../state/show_scope.js";
 
 export const CLIENT_PARAM = "parallel_client";
+/** Options for the package's own requests that must see every client's prompts (stopping a
+ * prompt looks it up in the whole queue): `api.fetchApi("/queue", ALL_CLIENTS)`. */
+export const ALL_CLIENTS = Object.freeze({ parallelRunsAllClients: true });
 const LIST_PATHS = new Set(["/jobs", "/queue", "/history"]);
 const MAX_NOTED = 500;
 
@@ -35,12 +38,13 @@ export function isListRequest(route, options) {
 
 /**
  * The route with this tab's client id added when the scope is this tab; unchanged otherwise
- * (every client, another route, no client id yet). Pure.
+ * (every client, another route, no client id yet, the package's own ALL_CLIENTS). Pure.
  */
 export function scopedRoute(route, options, { from, clientId }) {
   if (normaliseFrom(from) !== SHOW_FROM.TAB || !clientId || !isListRequest(route, options)) {
     return route;
   }
+  if (options?.parallelRunsAllClients) return route;
   const text = String(route);
   const at = text.indexOf("?");
   const params = new URLSearchParams(at < 0 ? "" : text.slice(at + 1));
