@@ -2,19 +2,19 @@
 for a ComfyUI without one, ComfyUI's /queue, /history and /interrupt wrapped, the jobs API of
 a newer ComfyUI wrapped, and the `parallel_client` scope.
 
-Every jobs answer is checked against `JobsList`, a pydantic copy of what frontend 1.58.1's zod
-schema (`zJobsListResponse` in src/platform/remote/comfyui/jobs/jobTypes.ts) accepts: the
-frontend shows no job at all when one entry fails it."""
+Every jobs answer is checked against `JobsList` (tests/frontend_jobs_schema.py), a pydantic
+copy of what frontend 1.58.1's zod schema accepts: the frontend shows no job at all when one
+entry fails it."""
 
 from __future__ import annotations
 
 import copy
 import threading
-from typing import Any, Literal
+from typing import Any
 
 import pytest
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr
+from frontend_jobs_schema import JobsList
 
 from parallel_runs_node.parallel_runs.client.comfy_client import ComfyClient
 from parallel_runs_node.server_routes.executors.records import JobError, JobRecord, SavedFile
@@ -22,62 +22,6 @@ from parallel_runs_node.server_routes.patches.guard import PatchRefused
 from parallel_runs_node.server_routes.patches.route_handlers import RouteWrap, wrap_routes
 from parallel_runs_node.server_routes.stock_queue.install import install_stock_queue
 from parallel_runs_node.server_routes.stock_queue.sources import CancelRefused, Offloaded
-
-# --- the frontend's schema (zod `.optional()`: may be left out, never null; `.nullable()`: may
-# be null). A field typed without None and defaulting to None is "optional, not nullable".
-
-Number = StrictInt | StrictFloat  # a JSON number (zod: z.number()), never a bool or a string
-
-
-class ZodModel(BaseModel):
-    model_config = ConfigDict(extra="allow")  # zod .passthrough()
-
-
-class ExecutionError(ZodModel):
-    prompt_id: StrictStr = None  # type: ignore[assignment]
-    timestamp: Number = None  # type: ignore[assignment]
-    node_id: StrictStr
-    node_type: StrictStr
-    executed: list[StrictStr] = None  # type: ignore[assignment]
-    exception_message: StrictStr
-    exception_type: StrictStr
-    traceback: list[StrictStr]
-
-
-class PreviewOutput(ZodModel):
-    filename: StrictStr = None  # type: ignore[assignment]
-    subfolder: StrictStr = None  # type: ignore[assignment]
-    type: Literal["input", "output", "temp"] = None  # type: ignore[assignment]
-    nodeId: StrictStr
-    mediaType: StrictStr
-    content: StrictStr = None  # type: ignore[assignment]
-    display_name: StrictStr = None  # type: ignore[assignment]
-
-
-class RawJob(ZodModel):
-    id: StrictStr
-    status: Literal["pending", "in_progress", "completed", "failed", "cancelled"]
-    create_time: Number
-    execution_start_time: Number | None = None
-    execution_end_time: Number | None = None
-    preview_output: PreviewOutput | None = None
-    outputs_count: StrictInt | None = None
-    previewable_outputs_count: StrictInt | None = None
-    execution_error: ExecutionError | None = None
-    workflow_id: StrictStr | None = None
-    priority: Number = None  # type: ignore[assignment]
-
-
-class Pagination(BaseModel):
-    offset: Number
-    limit: Number
-    total: Number
-    has_more: StrictBool
-
-
-class JobsList(BaseModel):
-    jobs: list[RawJob]
-    pagination: Pagination
 
 
 def test_the_schema_copy_refuses_what_the_frontend_refuses():
