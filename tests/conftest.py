@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from chromium_launch import CHROMIUM, CHROMIUM_ARGS
+from early_servers import EarlyStarts, planned_keys
 from plugin_loader import REPO  # before ours: it loads the plugin as parallel_runs_node
 
 from parallel_runs_node.parallel_runs.client.process import ComfyProcess
@@ -178,6 +179,23 @@ def session_server(
     return starting[name].server()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def early_starts(
+    request: pytest.FixtureRequest,
+    session_servers: dict[str, Starting],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[EarlyStarts]:
+    """The modules' own servers (`early_fixture`), started in the background ahead of their
+    tests, after the session's; see tests/early_servers.py."""
+    starts = EarlyStarts(
+        planned_keys(request.session.items),
+        tmp_path_factory.mktemp,
+        lambda name: session_server(name, session_servers, tmp_path_factory),
+    )
+    yield starts
+    starts.close()
+
+
 @pytest.fixture(scope="session")
 def comfy_server(session_servers, tmp_path_factory: pytest.TempPathFactory) -> ComfyProcess:
     """A real ComfyUI (pinned frontend) with this package in custom_nodes/."""
@@ -210,6 +228,15 @@ def chromium() -> Iterator[object]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Browser tests run last: sync Playwright keeps an event loop running on the main
-    thread for as long as the browser is open, which asyncio-based tests cannot share."""
-    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+    """Unit tests first, browser tests last. The unit tests need no server: the session's
+    servers, and the first modules' own, start in the background meanwhile. Browser tests
+    last: sync Playwright keeps an event loop running on the main thread for as long as the
+    browser is open, which asyncio-based tests cannot share."""
+
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("browser") is not None:
+            return 2
+        path = getattr(item, "path", None)
+        return 0 if path is not None and "unit" in path.parts else 1
+
+    items.sort(key=rank)

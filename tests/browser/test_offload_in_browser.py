@@ -12,6 +12,7 @@ so the form shows the server's 409 refusal instead."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from early_servers import Early, early_fixture
 from panel_harness import (
     CANVAS,
     CLICK_STOP,
@@ -138,21 +140,24 @@ def start_comfy_a(
     return server.start(timeout=180)
 
 
-@pytest.fixture(scope="module", params=["newest", "pinned"])
-def offload_server(
-    request, tmp_path_factory, comfy_server, comfy_server_newest
-) -> Iterator[OffloadServer]:
-    """Newest frontend: the key is set from the UI. Pinned: the key is in A's environment."""
-    which = request.param
+@early_fixture(params=["newest", "pinned"])
+@contextlib.contextmanager
+def offload_server(early: Early) -> Iterator[OffloadServer]:
+    """Newest frontend: the key is set from the UI. Pinned: the key is in A's environment.
+    Both start ahead of the module, in the background, one after the other."""
+    which = early.param
     outcome = Outcome(kind="complete", worker_time=4.0, steps=8)
-    with fake_in_thread(api_key=KEY, endpoints=(ENDPOINT,), simulate=outcome) as fake:
+    b, c = early.session_server("comfy_server_newest"), early.session_server("comfy_server")
+    # the real worker's long polls answer within 0.5 s (not 2 s): on SIGTERM it waits for them
+    polls = {"take_poll": 0.5, "stop_poll": 0.5}
+    with fake_in_thread(api_key=KEY, endpoints=(ENDPOINT,), simulate=outcome, **polls) as fake:
         newest = which == "newest"
         comfy = start_comfy_a(
-            tmp_path_factory.mktemp(f"offload-{which}"),
+            early.path,
             fake,
             newest_frontend_root() if newest else None,
             None if newest else KEY,
-            f"b={comfy_server_newest.url},c={comfy_server.url}",
+            f"b={b.url},c={c.url}",
         )
         try:
             yield OffloadServer(which, comfy, fake, key_from_env=not newest)

@@ -4,6 +4,7 @@ routes on a bare app, with B and C named in PARALLEL_RUNS_COMFYUI_SERVERS."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from early_servers import Early, early_fixture
 from graphs import fresh_color, slow_note_graph
 from offload_harness import Harness, offload_app, wait_until
 from PIL import Image
@@ -21,10 +23,12 @@ from conftest import find_comfyui
 from parallel_runs_node.parallel_runs.client.process import ComfyProcess
 
 
-@pytest.fixture(scope="module")
-def stock_b(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyProcess]:
-    """A ComfyUI without this package: the remote needs nothing of ours."""
-    base = tmp_path_factory.mktemp("comfy-stock-b")
+@early_fixture()
+@contextlib.contextmanager
+def stock_b(early: Early) -> Iterator[ComfyProcess]:
+    """A ComfyUI without this package: the remote needs nothing of ours. Started ahead of the
+    module, in the background."""
+    base = early.path
     for sub in ("custom_nodes", "input", "output", "temp", "user"):
         (base / sub).mkdir()
     server = ComfyProcess(
@@ -33,8 +37,10 @@ def stock_b(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyProcess]:
         python=sys.executable,
         log_path=base / "comfyui.log",
     ).start(timeout=180)
-    yield server
-    server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

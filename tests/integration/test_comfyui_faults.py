@@ -5,6 +5,7 @@ runs on the other one (followed again, its output saved once)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 import uuid
@@ -12,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from early_servers import Early, early_fixture
 from graphs import slow_note_graph
 from offload_harness import Harness, offload_app, wait_until
 
@@ -40,11 +42,15 @@ def comfy_d(base: Path, port: int) -> ComfyProcess:
     ).start(timeout=180)
 
 
-@pytest.fixture(scope="module")
-def server_d(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyProcess]:
-    server = comfy_d(tmp_path_factory.mktemp("comfy-d"), free_port())
-    yield server
-    server.stop()
+@early_fixture()
+@contextlib.contextmanager
+def server_d(early: Early) -> Iterator[ComfyProcess]:
+    """Started ahead of the module, in the background."""
+    server = comfy_d(early.path, free_port())
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

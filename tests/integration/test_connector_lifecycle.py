@@ -2,12 +2,13 @@
 idempotent start/stop, a taken port, and a server that dies while a prompt waits.
 
 Servers that a test uses but whose start it does not check (the one killed mid-prompt, the
-CLI's under SIGTERM) start in the background as the module begins: their start-ups overlap
-with the tests that start, and check, their own."""
+CLI's under SIGTERM) start in the background ahead of their tests (`early_fixture`): their
+start-ups overlap with earlier tests, and with the tests that start, and check, their own."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -20,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from early_servers import Early, early_fixture
 from PIL import Image
 
-from conftest import Starting, find_comfyui, make_base_directory, start_comfy
+from conftest import find_comfyui, make_base_directory, start_comfy
 from parallel_runs_node.parallel_runs.cli import main
 from parallel_runs_node.parallel_runs.client import process as comfy_process
 from parallel_runs_node.parallel_runs.client.connector import Connector
@@ -61,42 +63,39 @@ def cli_until_sigterm(base: Path, workflow: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
 
 
+@early_fixture(scope="function")
+@contextlib.contextmanager
+def killed(early: Early) -> Iterator[ComfyProcess]:
+    """The server test_server_killed_mid_prompt kills."""
+    server = start_comfy(early.path)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @dataclass
-class Early:
-    """What the module started in the background (None: its test is not selected)."""
-
-    killed: Starting | None = None  # the server test_server_killed_mid_prompt kills
-    cli: subprocess.Popen[str] | None = None  # the CLI test_cli_on_sigterm stops
-    cli_base: Path | None = None
+class Cli:
+    process: subprocess.Popen[str]
+    base: Path
 
 
-@pytest.fixture(scope="module", autouse=True)
-def early(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[Early]:
-    selected = {
-        item.originalname
-        for item in request.session.items
-        if getattr(item, "module", None) is request.module
-    }
-    started = Early()
-    if test_server_killed_mid_prompt_fails_the_waiting_run.__name__ in selected:
-        base = tmp_path_factory.mktemp("killed")
-        started.killed = Starting(lambda: start_comfy(base), "killed-mid-prompt")
-    if test_cli_on_sigterm_interrupts_its_prompt_and_stops_its_server.__name__ in selected:
-        folder = tmp_path_factory.mktemp("cli-sigterm")
-        started.cli_base = folder / "base"
-        started.cli = cli_until_sigterm(started.cli_base, folder / "slow.json")
+@early_fixture(scope="function")
+@contextlib.contextmanager
+def cli_until_stopped(early: Early) -> Iterator[Cli]:
+    """The CLI test_cli_on_sigterm stops."""
+    started = Cli(cli_until_sigterm(early.path / "base", early.path / "slow.json"),
+                  early.path / "base")  # fmt: skip
     try:
         yield started
     finally:
-        if started.killed is not None:
-            started.killed.stop()
-        if started.cli is not None and started.cli.poll() is None:  # its test failed early
-            started.cli.send_signal(signal.SIGTERM)  # the CLI stops its server too
+        if started.process.poll() is None:  # its test failed early
+            started.process.send_signal(signal.SIGTERM)  # the CLI stops its server too
             try:
-                started.cli.wait(60)
+                started.process.wait(60)
             except subprocess.TimeoutExpired:
-                started.cli.kill()
-                started.cli.wait()
+                started.process.kill()
+                started.process.wait()
 
 
 def test_start_stop_states_and_idempotence(tmp_path):
@@ -154,8 +153,8 @@ def test_port_taken_after_the_check_by_another_comfyui(comfy_server, tmp_path, m
     assert is_ready(comfy_server.url)  # the other server is untouched
 
 
-async def test_server_killed_mid_prompt_fails_the_waiting_run(early):
-    server = await asyncio.to_thread(early.killed.server)  # started with the module
+async def test_server_killed_mid_prompt_fails_the_waiting_run(killed):
+    server = killed  # started ahead of the test
     try:
         async with Connector(server.url) as connector:
             running = await connector.submit(slow_graph(seconds=60))
@@ -217,9 +216,9 @@ def test_cli_starts_a_server_uploads_runs_cleans_up_and_stops(tmp_path):
     assert not is_ready(f"http://127.0.0.1:{port}")  # and the server was stopped
 
 
-def test_cli_on_sigterm_interrupts_its_prompt_and_stops_its_server(early):
-    base = early.cli_base  # `parallel_runs run --start` of a slow workflow, since the module began
-    with early.cli as cli:
+def test_cli_on_sigterm_interrupts_its_prompt_and_stops_its_server(cli_until_stopped):
+    base = cli_until_stopped.base  # `parallel_runs run --start` of a slow workflow, begun early
+    with cli_until_stopped.process as cli:
         for line in cli.stderr:  # one progress line per update: wait for the slow node
             if "node 2 (ParallelRunsSlowPassthrough)" in line:
                 break

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -22,6 +23,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from early_servers import Early, early_fixture
 from offload_harness import events_until, real_prompt, start_comfy_a
 from registry_db import raw_bytes, stored_records, stored_text
 from runpod_fake import FakeRunpod, Outcome, fake_in_thread, png_bytes
@@ -105,10 +107,12 @@ class ComfyA:
         return (self.base / "comfyui.log").read_text(errors="replace")
 
 
-@pytest.fixture(scope="module")
-def comfy_a(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyA]:
+@early_fixture()
+@contextlib.contextmanager
+def comfy_a(early: Early) -> Iterator[ComfyA]:
+    """Started ahead of the module, in the background."""
     with fake_in_thread(api_key=KEY) as fake:
-        a = ComfyA(tmp_path_factory.mktemp("hostile-a"), fake)
+        a = ComfyA(early.path, fake)
         try:
             yield a
         finally:

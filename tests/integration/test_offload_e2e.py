@@ -7,6 +7,7 @@ where /view serves them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import struct
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 import pytest
+from early_servers import Early, early_fixture
 from offload_harness import start_comfy_a
 from PIL import Image
 from runpod_fake import fake_in_thread, png_bytes, start_worker
@@ -103,20 +105,25 @@ async def offload_and_watch(url: str, body: dict, client: ComfyClient, timeout: 
     return prompt_id, events
 
 
-@pytest.fixture(scope="module")
-def comfy_a_with_worker(tmp_path_factory, comfy_server):
-    """One A, fake and worker for the module (each start costs seconds); tests look only at
-    the jobs and outputs they made (`new_jobs`, `listed_jobs`)."""
-    tmp_path = tmp_path_factory.mktemp("offload-e2e")
+@early_fixture()
+@contextlib.contextmanager
+def comfy_a_with_worker(early: Early):
+    """One A, fake and worker for the module (each start costs seconds), started ahead of
+    the module in the background; tests look only at the jobs and outputs they made
+    (`new_jobs`, `listed_jobs`)."""
+    tmp_path = early.path
     # the worker's long polls answer within 0.5 s (not 2 s): on SIGTERM it waits for them
     with fake_in_thread(api_key=KEY, take_poll=0.5, stop_poll=0.5) as fake:
+        comfy_server = early.session_server("comfy_server")
         worker = start_worker(fake, comfy_server.url, tmp_path / "worker.log")
-        base = tmp_path / "comfy-a"
-        comfy_a = start_comfy_a(base, fake)
         try:
-            yield fake, comfy_a, base, worker
+            base = tmp_path / "comfy-a"
+            comfy_a = start_comfy_a(base, fake)
+            try:
+                yield fake, comfy_a, base, worker
+            finally:
+                comfy_a.stop()
         finally:
-            comfy_a.stop()
             worker.stop()
 
 

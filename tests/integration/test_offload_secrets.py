@@ -5,17 +5,23 @@ travels in the Authorization header of requests to RunPod."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import pytest
+from early_servers import Early, early_fixture
 from offload_harness import simple_prompt, start_comfy_a
 from registry_db import raw_bytes, stored_records, stored_text
-from runpod_fake import Outcome, fake_in_thread
+from runpod_fake import FakeRunpod, Outcome, fake_in_thread
 from yarl import URL
 
 from parallel_runs_node.parallel_runs.client.comfy_client import ComfyClient
+from parallel_runs_node.parallel_runs.client.process import ComfyProcess
 
 pytestmark = pytest.mark.comfy
 
@@ -87,45 +93,80 @@ async def assert_key_file_not_served(http, url: str, key: str, **headers: str) -
     }
 
 
-async def test_the_key_never_leaves_the_server(tmp_path):
-    answers: list[str] = []
-    events: list = []
-    with fake_in_thread(api_key=SECRET, simulate=Outcome(worker_time=0.3)) as fake:
-        fake.outcomes.extend([Outcome(worker_time=0.2), Outcome(kind="fail", worker_time=0.2)])
-        base = tmp_path / "a"
-        comfy = start_comfy_a(base, fake, RUNPOD_API_KEY=SECRET)
+@dataclass
+class ComfyA:
+    fake: FakeRunpod
+    comfy: ComfyProcess
+    base: Path
+
+
+@contextlib.contextmanager
+def comfy_a(early: Early, fake_options: dict, *args: str, **env: str) -> Iterator[ComfyA]:
+    """The fake, and A pointed at it (with `args` and `env`); each test has its own."""
+    with fake_in_thread(**fake_options) as fake:
+        base = early.path / "a"
+        comfy = start_comfy_a(base, fake, *args, **env)
         try:
-            async with aiohttp.ClientSession() as http, ComfyClient(comfy.url) as client:
-                body = {
-                    "prompt": simple_prompt(),
-                    "client_id": client.client_id,
-                    "extra_data": workflow_extra(),
-                }
-                for _ in range(2):  # one success, one remote failure
-                    status, text, seen = await run_offloaded(http, client, comfy.url, body)
-                    assert status == 200
-                    answers.append(text)
-                    events += seen
-                fake.api_key = "some-other-key"  # RunPod now refuses ours
-                status, text, _ = await run_offloaded(http, client, comfy.url, body)
-                assert status == 401
-                answers.append(text)
-                bad = {**body, "endpoint_id": "missing-endpoint"}
-                fake.api_key = SECRET
-                status, text, _ = await run_offloaded(http, client, comfy.url, bad)
-                assert status == 400
-                answers.append(text)
-                for path in ("/parallel/offload/config", "/parallel/offload/jobs"):
-                    async with http.get(comfy.url + path) as response:
-                        answers.append(await response.text())
-                async with http.post(
-                    f"{comfy.url}/parallel/offload/config", json={"api_key": STORED}
-                ) as response:
-                    assert response.status == 409  # the env key wins; said so, not echoed
-                    answers.append(await response.text())
+            yield ComfyA(fake, comfy, base)
         finally:
             comfy.stop()
-        requests = list(fake.requests)
+
+
+# Each test's A starts ahead of it, in the background.
+@early_fixture(scope="function")
+def a_with_key_in_env(early: Early) -> contextlib.AbstractContextManager[ComfyA]:
+    fake = {"api_key": SECRET, "simulate": Outcome(worker_time=0.3)}
+    return comfy_a(early, fake, RUNPOD_API_KEY=SECRET)
+
+
+@early_fixture(scope="function")
+def a_without_key(early: Early) -> contextlib.AbstractContextManager[ComfyA]:
+    return comfy_a(early, {"api_key": STORED, "simulate": Outcome(worker_time=0.2)},
+                   RUNPOD_API_KEY="")  # fmt: skip
+
+
+@early_fixture(scope="function")
+def a_multi_user(early: Early) -> contextlib.AbstractContextManager[ComfyA]:
+    return comfy_a(early, {"api_key": STORED}, "--multi-user", RUNPOD_API_KEY="")
+
+
+async def test_the_key_never_leaves_the_server(a_with_key_in_env):
+    answers: list[str] = []
+    events: list = []
+    fake, comfy, base = a_with_key_in_env.fake, a_with_key_in_env.comfy, a_with_key_in_env.base
+    fake.outcomes.extend([Outcome(worker_time=0.2), Outcome(kind="fail", worker_time=0.2)])
+    try:
+        async with aiohttp.ClientSession() as http, ComfyClient(comfy.url) as client:
+            body = {
+                "prompt": simple_prompt(),
+                "client_id": client.client_id,
+                "extra_data": workflow_extra(),
+            }
+            for _ in range(2):  # one success, one remote failure
+                status, text, seen = await run_offloaded(http, client, comfy.url, body)
+                assert status == 200
+                answers.append(text)
+                events += seen
+            fake.api_key = "some-other-key"  # RunPod now refuses ours
+            status, text, _ = await run_offloaded(http, client, comfy.url, body)
+            assert status == 401
+            answers.append(text)
+            bad = {**body, "endpoint_id": "missing-endpoint"}
+            fake.api_key = SECRET
+            status, text, _ = await run_offloaded(http, client, comfy.url, bad)
+            assert status == 400
+            answers.append(text)
+            for path in ("/parallel/offload/config", "/parallel/offload/jobs"):
+                async with http.get(comfy.url + path) as response:
+                    answers.append(await response.text())
+            async with http.post(
+                f"{comfy.url}/parallel/offload/config", json={"api_key": STORED}
+            ) as response:
+                assert response.status == 409  # the env key wins; said so, not echoed
+                answers.append(await response.text())
+    finally:
+        comfy.stop()
+    requests = list(fake.requests)
 
     assert {e.type for e in events} >= {"execution_success", "execution_error", "parallel.job"}
     for text in answers:
@@ -153,23 +194,21 @@ async def test_the_key_never_leaves_the_server(tmp_path):
         assert SECRET not in json.dumps(job.input)
 
 
-async def test_a_key_set_from_the_ui_stays_in_its_private_file(tmp_path):
-    with fake_in_thread(api_key=STORED, simulate=Outcome(worker_time=0.2)) as fake:
-        base = tmp_path / "a"
-        comfy = start_comfy_a(base, fake, RUNPOD_API_KEY="")
-        try:
-            async with aiohttp.ClientSession() as http, ComfyClient(comfy.url) as client:
-                async with http.post(
-                    f"{comfy.url}/parallel/offload/config", json={"api_key": STORED}
-                ) as response:
-                    answer = await response.text()
-                    assert response.status == 200 and STORED not in answer
-                body = {"prompt": simple_prompt(), "client_id": client.client_id}
-                status, _, events = await run_offloaded(http, client, comfy.url, body)
-                assert status == 200 and events[-1].type == "execution_success"
-                await assert_key_file_not_served(http, comfy.url, STORED)
-        finally:
-            comfy.stop()
+async def test_a_key_set_from_the_ui_stays_in_its_private_file(a_without_key):
+    comfy, base = a_without_key.comfy, a_without_key.base
+    try:
+        async with aiohttp.ClientSession() as http, ComfyClient(comfy.url) as client:
+            async with http.post(
+                f"{comfy.url}/parallel/offload/config", json={"api_key": STORED}
+            ) as response:
+                answer = await response.text()
+                assert response.status == 200 and STORED not in answer
+            body = {"prompt": simple_prompt(), "client_id": client.client_id}
+            status, _, events = await run_offloaded(http, client, comfy.url, body)
+            assert status == 200 and events[-1].type == "execution_success"
+            await assert_key_file_not_served(http, comfy.url, STORED)
+    finally:
+        comfy.stop()
     holders = [p for p, data in readable_files(base) if STORED.encode() in data]
     assert [p.relative_to(base).as_posix() for p in holders] == [
         "user/__parallel_runs/runpod_api_key"
@@ -177,26 +216,24 @@ async def test_a_key_set_from_the_ui_stays_in_its_private_file(tmp_path):
     assert SECRET not in (base / "comfyui.log").read_text(errors="replace")
 
 
-async def test_multi_user_comfyui_does_not_serve_the_key_file(tmp_path):
+async def test_multi_user_comfyui_does_not_serve_the_key_file(a_multi_user):
     """With --multi-user the `comfy-user` header picks the user folder: neither the package's
     "__" folder as a user nor traversal from a real user's folder reaches the key."""
-    with fake_in_thread(api_key=STORED) as fake:
-        base = tmp_path / "a"
-        comfy = start_comfy_a(base, fake, "--multi-user", RUNPOD_API_KEY="")
-        try:
-            async with aiohttp.ClientSession() as http:
-                async with http.post(
-                    f"{comfy.url}/parallel/offload/config", json={"api_key": STORED}
-                ) as response:
-                    assert response.status == 200 and STORED not in await response.text()
-                async with http.post(f"{comfy.url}/api/users", json={"username": "alice"}) as r:
-                    assert r.status == 200, await r.text()
-                    alice = await r.json()
-                await assert_key_file_not_served(http, comfy.url, STORED, **{"comfy-user": alice})
-                for user in ("__parallel_runs", "__PARALLEL_RUNS", "../__parallel_runs"):
-                    for path in ("/api/userdata/runpod_api_key", "/api/userdata?dir=."):
-                        status, text = await probe(http, comfy.url, path, {"comfy-user": user})
-                        assert STORED not in text and status != 200, (user, path, status)
-        finally:
-            comfy.stop()
+    comfy, base = a_multi_user.comfy, a_multi_user.base
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(
+                f"{comfy.url}/parallel/offload/config", json={"api_key": STORED}
+            ) as response:
+                assert response.status == 200 and STORED not in await response.text()
+            async with http.post(f"{comfy.url}/api/users", json={"username": "alice"}) as r:
+                assert r.status == 200, await r.text()
+                alice = await r.json()
+            await assert_key_file_not_served(http, comfy.url, STORED, **{"comfy-user": alice})
+            for user in ("__parallel_runs", "__PARALLEL_RUNS", "../__parallel_runs"):
+                for path in ("/api/userdata/runpod_api_key", "/api/userdata?dir=."):
+                    status, text = await probe(http, comfy.url, path, {"comfy-user": user})
+                    assert STORED not in text and status != 200, (user, path, status)
+    finally:
+        comfy.stop()
     assert (base / "user" / "__parallel_runs" / "runpod_api_key").read_text() == STORED
