@@ -40,7 +40,8 @@ EP = "ep-worker"
 
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeRunpod]:
-    with fake_in_thread(api_key=KEY, endpoints=(EP,), take_poll=1.0, stop_poll=1.0) as f:
+    # long polls answer within 0.5 s: on SIGTERM the worker waits for them
+    with fake_in_thread(api_key=KEY, endpoints=(EP,), take_poll=0.5, stop_poll=0.5) as f:
         yield f
 
 
