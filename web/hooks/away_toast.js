@@ -93,7 +93,8 @@ export function desktopSettingChanged({ value, old, win = window, notify }) {
 /**
  * Watch the store and tell the user about prompts that finished while away. `desktopEnabled()`
  * reads the setting; `notify` is the plain toaster for the few messages without a button.
- * Returns `{check, stop}` (check: one look now, as after a store change).
+ * Returns `{surface, check, stop}`: the toast in use ("stock" or "own"), one look now (as
+ * after a store change), and the undo.
  */
 export function installAwayToasts({
   app,
