@@ -7,6 +7,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
 WAIT = 60_000  # ms: ComfyUI's page loads slowly on a busy 2-core machine
 
 # Before any page script: keep the runtime the extension announces (tests only).
@@ -207,12 +209,30 @@ def open_comfy_page(
     return context, page
 
 
-def choose_setting(page: Any, label: str, option: str) -> None:
-    """What a person does to change a setting, on both frontends: open Settings (Ctrl+,),
-    search for the setting's label, pick `option` in its dropdown, close the dialog."""
-    page.locator("#graph-canvas").click(position={"x": 700, "y": 200})
-    page.keyboard.press("Control+,")
+def open_settings(page: Any, attempts: int = 3) -> Any:
+    """Open the Settings dialog as a person does (Ctrl+, on the canvas) and return its search
+    box. A key press can be lost while the page is busy, or go to a node search that a
+    click opened: close what is open and press again, as a person would."""
     search = page.get_by_placeholder("Search Settings")
+    for _ in range(attempts - 1):
+        page.keyboard.press("Escape")
+        # not queue_with_keyboard's spot: two clicks there in quick succession open node search
+        page.locator("#graph-canvas").click(position={"x": 760, "y": 260})
+        page.keyboard.press("Control+,")
+        try:
+            search.wait_for(timeout=10_000)
+            return search
+        except PlaywrightTimeout:
+            continue
+    page.keyboard.press("Control+,")
+    search.wait_for(timeout=WAIT)
+    return search
+
+
+def choose_setting(page: Any, label: str, option: str) -> None:
+    """What a person does to change a setting, on both frontends: open Settings, search for
+    the setting's label, pick `option` in its dropdown, close the dialog."""
+    search = open_settings(page)
     search.fill(label)
     page.locator(".setting-item", has_text=label).get_by_role("combobox").click()
     page.get_by_role("option", name=option, exact=True).click()
