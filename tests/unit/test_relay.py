@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import io
 import json
 import logging
@@ -20,6 +21,7 @@ import aiohttp
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from offload_harness import FAST_POLLS
 from PIL import Image
 from registry_db import stored_records
 from runpod_fake import Outcome, png_bytes, running_fake
@@ -327,6 +329,11 @@ def runpod(tmp_path, clients: Any, **options: Any) -> RunpodExecutor:
     return RunpodExecutor(config, clients, **options)
 
 
+# Status polls as often as these tests need, also while a job runs (what the polls answer is
+# under test here, not their pace: the planner has tests of its own above).
+OFTEN = functools.partial(FAST_POLLS, running_max=0.05)
+
+
 async def relay_job(
     tmp_path,
     server,
@@ -338,7 +345,9 @@ async def relay_job(
     **options: Any,
 ):
     """Submit one job through a real Relay to the fake's simulated worker; its record.
-    `wrap` may put a fault injector around the real client; `options` go to the executor."""
+    `wrap` may put a fault injector around the real client; `options` go to the executor
+    (status polls every 10-50 ms, OFTEN, unless they name a `planner`)."""
+    options = {"planner": OFTEN, **options}
     async with (
         running_fake(api_key="k", simulate=outcome) as fake,
         aiohttp.ClientSession() as session,
@@ -365,7 +374,7 @@ async def test_previews_reach_the_client_in_the_layout_it_negotiated(tmp_path):
         "tab-old": {},
         "someone-else": {"supports_preview_metadata": True},
     }
-    outcome = Outcome(worker_time=2.0, steps=8, preview=preview("2"))
+    outcome = Outcome(worker_time=0.5, steps=8, preview=preview("2"))
     for client, flagged in (("tab-new", True), ("tab-old", False)):
         server = FakePromptServer(flags)
         record = await relay_job(tmp_path / client, server, outcome, client)
@@ -390,7 +399,7 @@ async def test_previews_reach_the_client_in_the_layout_it_negotiated(tmp_path):
 
 async def test_a_prompt_without_client_previews_to_everyone_by_their_flags(tmp_path):
     server = FakePromptServer({"a": {"supports_preview_metadata": True}, "b": {}})
-    outcome = Outcome(worker_time=0.8, steps=4, preview=preview("2"))
+    outcome = Outcome(worker_time=0.4, steps=4, preview=preview("2"))
     await relay_job(tmp_path, server, outcome, client_id=None)
     assert sorted((e, s) for e, _, s in server.binary()) == [(1, "b"), (4, "a")]
 
@@ -398,7 +407,7 @@ async def test_a_prompt_without_client_previews_to_everyone_by_their_flags(tmp_p
 async def test_bad_previews_never_reach_a_client_and_the_job_still_succeeds(tmp_path, caplog):
     server = FakePromptServer({"tab-new": {"supports_preview_metadata": True}, "tab-old": {}})
     bad = {"node": "2", "image_type": "image/jpeg", "data": "%%%not-base64%%%"}
-    record = await relay_job(tmp_path, server, Outcome(worker_time=0.8, preview=bad))
+    record = await relay_job(tmp_path, server, Outcome(worker_time=0.4, preview=bad))
     assert record.status == "success" and server.binary() == []
     assert "not base64" in caplog.text and "%%%" not in caplog.text
     assert server.json_events("progress")  # progress still flowed
