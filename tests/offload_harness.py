@@ -36,6 +36,9 @@ FAST_RELAY = {"retry_delays": (0.01, 0.05)}
 FAST_POLLS = functools.partial(
     PollPlanner, rate=100.0, queue_first=0.01, queue_max=0.05, running_default=0.05
 )
+# the same, also while a job runs (FAST_POLLS still spaces those by the job's expected end):
+# for tests that must see a short job running
+OFTEN_POLLS = functools.partial(FAST_POLLS, running_max=0.05)
 
 
 def node_class(name: str, output: bool = False) -> type:

@@ -15,6 +15,7 @@ from unittest import mock
 import pytest
 from aiohttp.test_utils import make_mocked_request
 from offload_harness import (
+    OFTEN_POLLS,
     Harness,
     build_app,
     harness_env,
@@ -35,13 +36,17 @@ SECRET_KEY = "rp-test-key-0123456789-abcdef"
 
 @pytest.fixture
 async def fake():
-    async with running_fake(api_key=SECRET_KEY, simulate=Outcome(worker_time=1.5)) as fake:
+    async with running_fake(api_key=SECRET_KEY, simulate=Outcome(worker_time=0.5)) as fake:
         yield fake
+
+
+# the harnesses poll the 0.5 s jobs every 10-50 ms: they see them run, and end, at once
+POLLS = {"planner": OFTEN_POLLS}
 
 
 @pytest.fixture
 async def harness(tmp_path, fake, aiohttp_client):
-    app, offload, server = build_app(tmp_path, harness_env(fake))
+    app, offload, server = build_app(tmp_path, harness_env(fake), runpod_options=POLLS)
     client = await aiohttp_client(app)
     return Harness(client, offload, server, tmp_path)
 
@@ -365,7 +370,7 @@ def state_files(offload) -> dict[str, bytes]:
 async def keyed(tmp_path, fake, aiohttp_client) -> Harness:
     """A ComfyUI whose key and endpoint were set over the config route (no key in env)."""
     env = {k: v for k, v in harness_env(fake).items() if k != "RUNPOD_API_KEY"}
-    app, offload, server = build_app(tmp_path, env)
+    app, offload, server = build_app(tmp_path, env, runpod_options=POLLS)
     harness = Harness(await aiohttp_client(app), offload, server, tmp_path)
     status, answer = await harness.post(
         "/parallel/offload/config", {"api_key": SECRET_KEY, "endpoint_id": "ep-test"}

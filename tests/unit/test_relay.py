@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import functools
 import io
 import json
 import logging
@@ -21,7 +20,7 @@ import aiohttp
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from offload_harness import FAST_POLLS
+from offload_harness import OFTEN_POLLS
 from PIL import Image
 from registry_db import stored_records
 from runpod_fake import Outcome, png_bytes, running_fake
@@ -329,11 +328,6 @@ def runpod(tmp_path, clients: Any, **options: Any) -> RunpodExecutor:
     return RunpodExecutor(config, clients, **options)
 
 
-# Status polls as often as these tests need, also while a job runs (what the polls answer is
-# under test here, not their pace: the planner has tests of its own above).
-OFTEN = functools.partial(FAST_POLLS, running_max=0.05)
-
-
 async def relay_job(
     tmp_path,
     server,
@@ -346,8 +340,9 @@ async def relay_job(
 ):
     """Submit one job through a real Relay to the fake's simulated worker; its record.
     `wrap` may put a fault injector around the real client; `options` go to the executor
-    (status polls every 10-50 ms, OFTEN, unless they name a `planner`)."""
-    options = {"planner": OFTEN, **options}
+    (status polls every 10-50 ms, OFTEN_POLLS, unless they name a `planner`: what the polls
+    answer is under test here, not their pace, which the planner's own tests above check)."""
+    options = {"planner": OFTEN_POLLS, **options}
     async with (
         running_fake(api_key="k", simulate=outcome) as fake,
         aiohttp.ClientSession() as session,
