@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import random
+import urllib.request
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -209,21 +213,20 @@ def open_comfy_page(
     return context, page
 
 
-def open_settings(page: Any, attempts: int = 3) -> Any:
-    """Open the Settings dialog as a person does (Ctrl+, on the canvas) and return its search
-    box. A key press can be lost while the page is busy, or go to a node search that a
-    click opened: close what is open and press again, as a person would."""
+def open_settings(page: Any) -> Any:
+    """Open the Settings dialog as a person does (Ctrl+,) and return its search box. A key
+    press can be lost while the page is busy, or land in a field that keeps it: then close
+    what is open, click the canvas and press again, as a person would."""
     search = page.get_by_placeholder("Search Settings")
-    for _ in range(attempts - 1):
-        page.keyboard.press("Escape")
-        # not queue_with_keyboard's spot: two clicks there in quick succession open node search
-        page.locator("#graph-canvas").click(position={"x": 760, "y": 260})
-        page.keyboard.press("Control+,")
-        try:
-            search.wait_for(timeout=10_000)
-            return search
-        except PlaywrightTimeout:
-            continue
+    page.keyboard.press("Control+,")
+    try:
+        search.wait_for(timeout=10_000)
+        return search
+    except PlaywrightTimeout:
+        pass
+    page.keyboard.press("Escape")
+    with contextlib.suppress(PlaywrightTimeout):  # a popup over the canvas: the key still goes
+        page.locator("#graph-canvas").click(position={"x": 700, "y": 200}, timeout=5_000)
     page.keyboard.press("Control+,")
     search.wait_for(timeout=WAIT)
     return search
@@ -238,3 +241,34 @@ def choose_setting(page: Any, label: str, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).click()
     page.get_by_role("dialog").get_by_role("button", name="Close").click()
     search.wait_for(state="detached", timeout=WAIT)
+
+
+@dataclass
+class Server:
+    """A ComfyUI the browser tests drive: `which` frontend it serves ("pinned" or "newest")."""
+
+    which: str
+    url: str
+
+
+def post_json(url: str, body: Any) -> Any:
+    """POST `body` as JSON; the answer's JSON (urllib raises on an error status)."""
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read() or b"{}")
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def tidy(url: str, prompt_ids: list[str], settings: dict[str, Any] | None = None) -> None:
+    """Leave a shared server as found: `settings` back to these values (settings are kept per
+    user on the server) and none of a test's prompts still waiting or running."""
+    for setting, value in (settings or {}).items():
+        post_json(f"{url}/settings/{setting}", value)
+    post_json(f"{url}/queue", {"delete": prompt_ids})
+    for prompt_id in prompt_ids:
+        post_json(f"{url}/interrupt", {"prompt_id": prompt_id})

@@ -10,11 +10,7 @@ in A's settings (as a script would), so a prompt can run on another ComfyUI. A p
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +22,9 @@ from panel_harness import (
     PANEL_ROWS,
     WAIT,
     choose_setting,
+    get_json,
     open_comfy_page,
+    post_json,
     queue_with_keyboard,
     switch_tab,
     ui_workflow,
@@ -98,40 +96,6 @@ WAITING_PIXEL = """async (href) => {
   ctx.drawImage(img, 0, 0, 32, 32);
   return [...ctx.getImageData(26, 6, 1, 1).data];
 }"""
-
-
-def post_json(url: str, body: Any) -> Any:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
-    request.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read() or b"{}")
-
-
-def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return json.loads(response.read())
-
-
-@dataclass
-class Server:
-    which: str
-    url: str
-
-
-@pytest.fixture(scope="module", params=["pinned", "newest"])
-def server(request, comfy_server, comfy_server_newest) -> Iterator[Server]:
-    """A (this frontend's session server) with the other session server named "other"."""
-    here, other = (
-        (comfy_server, comfy_server_newest)
-        if request.param == "pinned"
-        else (comfy_server_newest, comfy_server)
-    )
-    servers = f"{here.url}/parallel/executors/comfyui"
-    post_json(servers, {"name": "other", "url": other.url})
-    try:
-        yield Server(request.param, here.url)
-    finally:
-        post_json(servers, {"name": "other", "url": None})
 
 
 class Person:

@@ -5,8 +5,6 @@ pinned and the newest frontend."""
 
 from __future__ import annotations
 
-import json
-import urllib.request
 import uuid
 
 import pytest
@@ -18,6 +16,7 @@ from panel_harness import (
     choose_setting,
     open_comfy_page,
     queue_with_keyboard,
+    tidy,
     ui_workflow,
 )
 
@@ -29,20 +28,6 @@ THIS_TAB, EVERY_CLIENT = "This browser tab", "Every client of this server"
 ORIGINS = """() => Object.fromEntries([...document.querySelectorAll('.parallel-runs-row')]
   .filter((row) => ['queued', 'running'].includes(row.dataset.status))
   .map((row) => [row.dataset.promptId, row.dataset.origin]))"""
-
-
-def post(url: str, body: object) -> None:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
-    urllib.request.urlopen(request, timeout=10).close()
-
-
-def tidy(url: str, prompt_ids: list[str]) -> None:
-    """Leave the shared server as found: the default setting (settings are kept per user on
-    the server) and none of this test's prompts still running."""
-    post(f"{url}/settings/{SETTING}", "tab")
-    post(f"{url}/queue", {"delete": prompt_ids})
-    for prompt_id in prompt_ids:
-        post(f"{url}/interrupt", {"prompt_id": prompt_id})
 
 
 def queue_from(page, name: str, seconds: float) -> str:
@@ -106,6 +91,6 @@ def test_the_setting_switches_panel_and_title_together(request, chromium, artifa
         # Client two never chose: it still shows only its own prompt.
         wait_rows(two, {theirs: "tab"})
     finally:
-        tidy(server.url, prompts)
+        tidy(server.url, prompts, {SETTING: "tab"})
         for context in contexts:
             context.close()

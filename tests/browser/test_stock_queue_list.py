@@ -10,12 +10,8 @@ context is another client of A, whose prompt waits behind ours."""
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.request
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +20,11 @@ from panel_harness import (
     LOAD_WORKFLOW,
     OPEN_PANEL,
     WAIT,
+    Server,
     choose_setting,
     open_comfy_page,
     queue_with_keyboard,
+    tidy,
     ui_workflow,
 )
 
@@ -64,35 +62,6 @@ OWN_HISTORY = """async () => {
   return (Array.isArray(history) ? history : history.History ?? [])
     .map((job) => [job.id ?? job.prompt?.[1], job.status ?? null]);
 }"""
-
-
-def post_json(url: str, body: Any) -> Any:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
-    request.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read() or b"{}")
-
-
-@dataclass
-class Server:
-    which: str
-    url: str
-
-
-@pytest.fixture(scope="module", params=["pinned", "newest"])
-def server(request, comfy_server, comfy_server_newest) -> Iterator[Server]:
-    """A (this frontend's session server) with the other session server named "other"."""
-    here, other = (
-        (comfy_server, comfy_server_newest)
-        if request.param == "pinned"
-        else (comfy_server_newest, comfy_server)
-    )
-    servers = f"{here.url}/parallel/executors/comfyui"
-    post_json(servers, {"name": "other", "url": other.url})
-    try:
-        yield Server(request.param, here.url)
-    finally:
-        post_json(servers, {"name": "other", "url": None})
 
 
 class Person:
@@ -319,9 +288,6 @@ def test_the_stock_list_shows_names_and_cancels_an_offloaded_prompt(
         assert person.errors == []
         assert other.errors == []
     finally:
-        post_json(f"{server.url}/settings/{SETTING}", "tab")
-        post_json(f"{server.url}/queue", {"delete": prompts})
-        for prompt_id in prompts:
-            post_json(f"{server.url}/interrupt", {"prompt_id": prompt_id})
+        tidy(server.url, prompts, {SETTING: "tab"})
         person.close()
         other.close()

@@ -8,10 +8,7 @@ ComfyUI A is the session server of that frontend; the other session server is na
 
 from __future__ import annotations
 
-import json
-import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,6 +17,7 @@ from panel_harness import (
     OPEN_PANEL,
     PANEL_ROWS,
     WAIT,
+    get_json,
     open_comfy_page,
     press_run,
     queue_with_keyboard,
@@ -34,41 +32,6 @@ STOP_ALL = "ParallelRuns.StopAll"
 COMMAND_IDS = """async () => { const { app } = await import('/scripts/app.js');
   return app.extensionManager.command.commands.map((c) => c.id); }"""
 PROMPT_IDS = "window.__parallelRuntime.store.all().map((s) => s.prompt_id)"
-
-
-def post_json(url: str, body: Any) -> tuple[int, Any]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
-    request.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return response.status, json.loads(response.read() or b"{}")
-
-
-def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return json.loads(response.read())
-
-
-@dataclass
-class Server:
-    which: str
-    url: str
-
-
-@pytest.fixture(scope="module", params=["pinned", "newest"])
-def server(request, comfy_server, comfy_server_newest) -> Iterator[Server]:
-    """A (this frontend's session server) with the other session server named "other"."""
-    here, other = (
-        (comfy_server, comfy_server_newest)
-        if request.param == "pinned"
-        else (comfy_server_newest, comfy_server)
-    )
-    servers = f"{here.url}/parallel/executors/comfyui"
-    status, _ = post_json(servers, {"name": "other", "url": other.url})
-    assert status == 200
-    try:
-        yield Server(request.param, here.url)
-    finally:
-        post_json(servers, {"name": "other", "url": None})
 
 
 class Client:
