@@ -29,7 +29,6 @@ from panel_harness import (
 )
 
 pytestmark = pytest.mark.browser
-DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 LONG = 120.0  # seconds A's and B's prompts would run: the test stops both long before
 SETTING = "ParallelRuns.Show.From"
 LABEL = "Show prompts from (panel"
@@ -255,7 +254,7 @@ def pinned_list(person: Person, a: str, b: str, theirs: str, shot: Path) -> None
 
 
 def test_the_stock_list_shows_names_and_cancels_an_offloaded_prompt(
-    server: Server, chromium: Any
+    server: Server, chromium: Any, artifacts_dir: Path
 ) -> None:
     """Tab A's prompt runs here, tab B's on the other ComfyUI, another client's waits here.
     The stock list shows A and B (B named "on comfyui:other"), every client's with the
@@ -278,7 +277,7 @@ def test_the_stock_list_shows_names_and_cancels_an_offloaded_prompt(
         assert sorted(parsed) == sorted(
             [[a, "in_progress", None], [b, "in_progress", "comfyui:other"]]
         )
-        shot = DOCS_IMAGES / f"queue-list-{server.which}.png"
+        shot = artifacts_dir / f"queue-list-{server.which}.png"
         if server.which == "newest":
             newest_list(person, a, b, theirs, shot)
             history = dict(person.page.evaluate(OWN_HISTORY))
