@@ -306,6 +306,8 @@ def test_title_favicon_and_top_bar_follow_the_panel(server, chromium, artifacts_
             timeout=WAIT,
         )
         assert person.waiting_dot()
+        origin = page.locator(f'.parallel-runs-row[data-prompt-id="{other}"] .parallel-runs-origin')
+        assert origin.inner_text() == "another client"
         every = person.tab()
         assert person.top_bar()["running"] == 1  # tab A's: the other client's has no tab here
 
