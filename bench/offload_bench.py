@@ -210,6 +210,9 @@ async def main_async(args: argparse.Namespace) -> int:
                        base["polls"], base["lives"])  # fmt: skip
             print("targets (p95 < 300 ms, <= 2 polls/job/s, RSS growth < 50 MB):",
                   "met" if ok else "NOT met")  # fmt: skip
+            # latency includes waits for a core: on a busy machine the p95 says more about it
+            load, cores = os.getloadavg()[0], os.cpu_count()
+            print(f"load average {load:.1f} on {cores} cores while measuring")
             return 0 if ok else 1
         finally:
             comfy.stop()
