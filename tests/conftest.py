@@ -12,11 +12,13 @@ import shutil
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from chromium_launch import CHROMIUM, CHROMIUM_ARGS
 from early_servers import EarlyStarts, planned_keys
+from http_json import post_json
 from plugin_loader import REPO  # before ours: it loads the plugin as parallel_runs_node
 
 from parallel_runs_node.parallel_runs.client.process import ComfyProcess
@@ -206,6 +208,31 @@ def comfy_server(session_servers, tmp_path_factory: pytest.TempPathFactory) -> C
 def comfy_server_newest(session_servers, tmp_path_factory: pytest.TempPathFactory) -> ComfyProcess:
     """The same, serving the newest frontend release instead of the pinned one."""
     return session_server("comfy_server_newest", session_servers, tmp_path_factory)
+
+
+@dataclass
+class PairedServer:
+    """A ComfyUI the browser tests drive: `which` frontend it serves ("pinned" or "newest")."""
+
+    which: str
+    url: str
+
+
+@pytest.fixture(scope="module", params=["pinned", "newest"])
+def paired_server(request, comfy_server, comfy_server_newest) -> Iterator[PairedServer]:
+    """ComfyUI A (this frontend's session server) with the other session server named
+    "other" in its settings (as a script would), so a prompt can run on another ComfyUI."""
+    here, other = (
+        (comfy_server, comfy_server_newest)
+        if request.param == "pinned"
+        else (comfy_server_newest, comfy_server)
+    )
+    servers = f"{here.url}/parallel/executors/comfyui"
+    post_json(servers, {"name": "other", "url": other.url})
+    try:
+        yield PairedServer(request.param, here.url)
+    finally:
+        post_json(servers, {"name": "other", "url": None})
 
 
 @pytest.fixture(scope="session")

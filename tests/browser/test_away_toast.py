@@ -11,7 +11,6 @@ The pinned frontend's stock toast is text only, so the extension draws its own t
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +26,6 @@ from panel_harness import (
 )
 
 pytestmark = pytest.mark.browser
-DOCS_IMAGE = Path(__file__).resolve().parents[2] / "docs" / "images" / "finished-while-away.png"
 SHOW = "Show workflow"  # the toast's button (hooks/away_toast.js SHOW_LABEL)
 TOASTS = "[data-testid='toast'], .parallel-runs-toast"
 SURFACE = {"pinned": ".parallel-runs-toast", "newest": "[data-testid='toast']"}
@@ -153,9 +151,6 @@ def test_a_failed_and_a_finished_tab_toast_and_their_buttons_switch_to_them(
         assert client.page.locator(SURFACE[which]).filter(has_text=A).count() == 1
         shot = artifacts_dir / f"finished-while-away-{which}.png"
         client.page.screenshot(path=str(shot))
-        if which == "newest":  # the pinned one also shows its stock error dialog over the canvas
-            DOCS_IMAGE.parent.mkdir(parents=True, exist_ok=True)
-            client.page.screenshot(path=str(DOCS_IMAGE))
         finished.first.get_by_role("button", name=SHOW).click()
         client.page.wait_for_function(f"() => ({VISIBLE_TAB})() === {tab_a!r}", timeout=WAIT)
         client.page.wait_for_function(f"() => ({ACTIVE_TAB})() === {A!r}", timeout=WAIT)

@@ -16,15 +16,14 @@ from typing import Any
 
 import pytest
 from graphs import slow_note_graph
+from http_json import get_json, post_json
 from panel_harness import (
     LOAD_WORKFLOW,
     OPEN_PANEL,
     PANEL_ROWS,
     WAIT,
     choose_setting,
-    get_json,
     open_comfy_page,
-    post_json,
     queue_with_keyboard,
     switch_tab,
     ui_workflow,
@@ -243,13 +242,13 @@ def render_tabs(page: Any, url: str, states: list[tuple[str, dict[str, Any]]], p
     page.screenshot(path=str(path), clip={"x": 0, "y": 0, "width": 460, "height": height})
 
 
-def test_title_favicon_and_top_bar_follow_the_panel(server, chromium, artifacts_dir):
+def test_title_favicon_and_top_bar_follow_the_panel(paired_server, chromium, artifacts_dir):
     """Tab A runs a prompt here, tab B one on the other ComfyUI: the title has one indicator,
     ours, for both; the favicon is ours; the top bar tells the tab on screen's prompt, for B
     and then for A. "Every client" adds another client's waiting prompt to the title, the
     favicon and the panel at once, "This browser tab" takes it out. After Stop all the title
     and the favicon are the frontend's own again."""
-    person = Person(chromium, server.url)
+    person = Person(chromium, paired_server.url)
     page = person.page
     try:
         stock = person.tab()
@@ -279,11 +278,11 @@ def test_title_favicon_and_top_bar_follow_the_panel(server, chromium, artifacts_
 
         # the top bar tells tab B's prompt (on screen), not the frontend's own 0
         bar = person.wait_top_bar_agrees(b, running=1, queued=0)
-        if server.which == "newest":
+        if paired_server.which == "newest":
             assert bar["active"] == 1 and bar["dot"] is True
         else:
             assert bar["badge"] == ""  # B has nothing waiting
-        person.screenshot_top_bar(artifacts_dir / f"top-bar-{server.which}.png")
+        person.screenshot_top_bar(artifacts_dir / f"top-bar-{paired_server.which}.png")
 
         # tab A on screen (its prompt by then well ahead of B's): the top bar follows
         person.wait_apart(a, b)
@@ -293,10 +292,12 @@ def test_title_favicon_and_top_bar_follow_the_panel(server, chromium, artifacts_
 
         # another client's prompt waits behind A's: shown only with "Every client"
         other = post_json(
-            f"{server.url}/prompt",
+            f"{paired_server.url}/prompt",
             {"prompt": slow_note_graph("other client", seconds=1.0), "client_id": "someone-else"},
         )["prompt_id"]
-        assert other in [item[1] for item in get_json(f"{server.url}/queue")["queue_pending"]]
+        assert other in [
+            item[1] for item in get_json(f"{paired_server.url}/queue")["queue_pending"]
+        ]
         assert not person.waiting_dot()
         person.show_prompts_from("Every client of this server")
         title = person.wait_title(r"^\[2 running \+1 queued \d+%\] \*chrome-A - ComfyUI$")
@@ -315,7 +316,7 @@ def test_title_favicon_and_top_bar_follow_the_panel(server, chromium, artifacts_
         one_indicator(person.wait_title(r"^\[2 running \d+%\] \*chrome-A - ComfyUI$"))
         assert not person.waiting_dot()
         assert other not in person.rows()
-        post_json(f"{server.url}/queue", {"delete": [other]})  # clean-up
+        post_json(f"{paired_server.url}/queue", {"delete": [other]})  # clean-up
 
         # Stop all: the title and the favicon are the frontend's own again
         page.get_by_role("button", name="Stop all").click()
@@ -329,15 +330,15 @@ def test_title_favicon_and_top_bar_follow_the_panel(server, chromium, artifacts_
         )
         idle = person.top_bar()
         assert idle["total"] is None  # no progress overlay for a tab running nothing
-        if server.which == "newest":
+        if paired_server.which == "newest":
             assert idle["active"] == 0 and idle["dot"] is False
         assert person.errors == []
 
         render_tabs(
             page,
-            server.url,
+            paired_server.url,
             [("2 running", running), ("every client", every), ("idle", person.tab())],
-            artifacts_dir / f"title-and-favicon-{server.which}.png",
+            artifacts_dir / f"title-and-favicon-{paired_server.which}.png",
         )
     finally:
         person.close()

@@ -20,13 +20,14 @@ from panel_harness import (
     LOAD_WORKFLOW,
     OPEN_PANEL,
     WAIT,
-    Server,
     choose_setting,
     open_comfy_page,
     queue_with_keyboard,
     tidy,
     ui_workflow,
 )
+
+from conftest import PairedServer
 
 pytestmark = pytest.mark.browser
 LONG = 120.0  # seconds A's and B's prompts would run: the test stops both long before
@@ -254,13 +255,13 @@ def pinned_list(person: Person, a: str, b: str, theirs: str, shot: Path) -> None
 
 
 def test_the_stock_list_shows_names_and_cancels_an_offloaded_prompt(
-    server: Server, chromium: Any, artifacts_dir: Path
+    paired_server: PairedServer, chromium: Any, artifacts_dir: Path
 ) -> None:
     """Tab A's prompt runs here, tab B's on the other ComfyUI, another client's waits here.
     The stock list shows A and B (B named "on comfyui:other"), every client's with the
     setting switched; its Cancel stops B there while A runs on, then A."""
-    person = Person(chromium, server.url)
-    other = Person(chromium, server.url)
+    person = Person(chromium, paired_server.url)
+    other = Person(chromium, paired_server.url)
     prompts: list[str] = []
     try:
         a = person.queue("list-A")
@@ -277,8 +278,8 @@ def test_the_stock_list_shows_names_and_cancels_an_offloaded_prompt(
         assert sorted(parsed) == sorted(
             [[a, "in_progress", None], [b, "in_progress", "comfyui:other"]]
         )
-        shot = artifacts_dir / f"queue-list-{server.which}.png"
-        if server.which == "newest":
+        shot = artifacts_dir / f"queue-list-{paired_server.which}.png"
+        if paired_server.which == "newest":
             newest_list(person, a, b, theirs, shot)
             history = dict(person.page.evaluate(OWN_HISTORY))
             assert history.get(b) == "cancelled"
@@ -287,6 +288,6 @@ def test_the_stock_list_shows_names_and_cancels_an_offloaded_prompt(
         assert person.errors == []
         assert other.errors == []
     finally:
-        tidy(server.url, prompts, {SETTING: "tab"})
+        tidy(paired_server.url, prompts, {SETTING: "tab"})
         person.close()
         other.close()

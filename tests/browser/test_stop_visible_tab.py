@@ -12,12 +12,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from http_json import get_json
 from panel_harness import (
     LOAD_WORKFLOW,
     OPEN_PANEL,
     PANEL_ROWS,
     WAIT,
-    get_json,
     open_comfy_page,
     press_run,
     queue_with_keyboard,
@@ -104,11 +104,13 @@ class Client:
         self.context.close()
 
 
-def test_stop_on_a_tab_stops_its_prompt_on_another_server_only(server, chromium, artifacts_dir):
+def test_stop_on_a_tab_stops_its_prompt_on_another_server_only(
+    paired_server, chromium, artifacts_dir
+):
     """Tab A runs a prompt here, tab B one on the other ComfyUI. With B on screen the Stop
     button stops B's prompt there; A's runs on. Then B queues one there and one here (it
     waits behind A's), and the panel's Stop all ends all three."""
-    client = Client(chromium, server.url)
+    client = Client(chromium, paired_server.url)
     try:
         tab_a = client.open_tab("stop-A")
         a = client.queue(tab_a)
@@ -123,7 +125,7 @@ def test_stop_on_a_tab_stops_its_prompt_on_another_server_only(server, chromium,
         a_then = client.row(a)["fraction"]
         client.wait_row(a, "running", above=a_then)  # A's bar still moves
         assert client.local_queue()["queue_running"] == [a]
-        client.page.screenshot(path=str(artifacts_dir / f"stop-tab-{server.which}.png"))
+        client.page.screenshot(path=str(artifacts_dir / f"stop-tab-{paired_server.which}.png"))
 
         b_there = client.queue(tab_b)  # on the other server again
         client.wait_row(b_there, "running")
@@ -141,11 +143,11 @@ def test_stop_on_a_tab_stops_its_prompt_on_another_server_only(server, chromium,
         client.close()
 
 
-def test_stop_on_a_tab_takes_its_waiting_prompt_off_the_queue_only(server, chromium):
+def test_stop_on_a_tab_takes_its_waiting_prompt_off_the_queue_only(paired_server, chromium):
     """Both local: tab A's prompt runs, tab B's waits behind it. With B on screen the Stop
     keys take B's prompt off the queue; A's runs on. Pressed again, Stop says B has nothing to
     stop and stops nothing. On tab A the Stop button stops A's prompt."""
-    client = Client(chromium, server.url)
+    client = Client(chromium, paired_server.url)
     try:
         tab_a = client.open_tab("wait-A")
         a = client.queue(tab_a)
