@@ -42,8 +42,9 @@ def test_each_tab_sees_only_its_own_progress_text(request, chromium, artifacts_d
     contexts = [chromium.new_context(viewport={"width": 1200, "height": 800}) for _ in range(2)]
     pages = [context.new_page() for context in contexts]
     try:
+        for page in pages:  # both pages load at once (each context has its own renderer)
+            page.goto(server.url, wait_until="commit")
         for page in pages:
-            page.goto(server.url, wait_until="domcontentloaded")
             page.wait_for_function(
                 "() => document.documentElement.dataset.parallelRuns", timeout=60_000
             )
