@@ -17,7 +17,7 @@ from panel_harness import (
     WAIT,
     WATCH_STOCK_LISTENERS,
     open_and_queue,
-    open_comfy_page,
+    open_comfy_pages,
     press_run,
     switch_tab,
     ui_workflow,
@@ -26,11 +26,13 @@ from panel_harness import (
 pytestmark = pytest.mark.browser
 
 
-def open_page(browser, url):
-    context, page = open_comfy_page(browser, url)
-    page.evaluate(WATCH_STOCK_LISTENERS)
-    assert page.evaluate(OPEN_PANEL)
-    return context, page
+def open_pages(browser, url):
+    """Two clients, their pages loaded side by side, each with the panel open."""
+    clients = open_comfy_pages(browser, url, 2)
+    for _context, page in clients:
+        page.evaluate(WATCH_STOCK_LISTENERS)
+        assert page.evaluate(OPEN_PANEL)
+    return clients
 
 
 def prompt(page, prompt_id):
@@ -68,8 +70,7 @@ def test_prompts_stay_in_their_tab_and_row(request, chromium, artifacts_dir, whi
     notes = {k: f"note {k} {tag}" for k in ("A", "B", "C1", "C2")}
     contexts = []
     try:
-        ctx1, one = open_page(chromium, server.url)
-        ctx2, two = open_page(chromium, server.url)
+        (ctx1, one), (ctx2, two) = open_pages(chromium, server.url)
         contexts += [ctx1, ctx2]
 
         # Client one: tab A queues, then tab B (now on screen) queues. Client two: C1, C2.
@@ -152,7 +153,10 @@ def test_prompts_stay_in_their_tab_and_row(request, chromium, artifacts_dir, whi
         # progress_state without nodes is the scope clearing a tab's paint on a switch).
         owners = {a: tab_a, b: tab_b}
         painted = [e for e in one.evaluate("() => window.__parallelPainted") if e["nodes"] != 0]
-        assert {e["prompt_id"] for e in painted} >= {a, b}
+        # B ran with its tab on screen, so its events were painted (the check below is not
+        # vacuous); A's were only if A started before tab B opened, which a busy machine
+        # may not do.
+        assert b in {e["prompt_id"] for e in painted}
         wrong = [e for e in painted if owners.get(e["prompt_id"], e["visible"]) != e["visible"]]
         assert wrong == [], (wrong, tab_a, tab_b, a, b)
         assert {p["prompt_id"] for p in one.evaluate(PROMPTS)} == {a, b}
