@@ -204,6 +204,26 @@ def open_comfy_page(
     the extension has announced its runtime and the websocket is up. The first-run templates
     dialog, which would cover the canvas, is marked as seen; `init_scripts` run before any page
     script; `before_load(page)` can attach listeners before navigation."""
+    context, page = _new_client(browser, url, init_scripts, before_load)
+    page.goto(url, wait_until="domcontentloaded")
+    _wait_ready(page)
+    return context, page
+
+
+def open_comfy_pages(browser: Any, url: str, count: int) -> list[tuple[Any, Any]]:
+    """`count` clients as `open_comfy_page` opens one, whose pages load side by side (each
+    context has its own renderer), not one after the other."""
+    clients = [_new_client(browser, url, (), None) for _ in range(count)]
+    for _context, page in clients:
+        page.goto(url, wait_until="commit")
+    for _context, page in clients:
+        _wait_ready(page)
+    return clients
+
+
+def _new_client(
+    browser: Any, url: str, init_scripts: tuple[str, ...], before_load: Callable[[Any], None] | None
+) -> tuple[Any, Any]:
     context = browser.new_context(viewport={"width": 1400, "height": 860})
     for script in (CAPTURE_RUNTIME, *init_scripts):
         context.add_init_script(script)
@@ -211,10 +231,12 @@ def open_comfy_page(
     page = context.new_page()
     if before_load is not None:
         before_load(page)
-    page.goto(url, wait_until="domcontentloaded")
+    return context, page
+
+
+def _wait_ready(page: Any) -> None:
     page.wait_for_function("() => window.__parallelRuntime !== undefined", timeout=WAIT)
     page.wait_for_function(SOCKET_READY, timeout=WAIT)
-    return context, page
 
 
 def open_settings(page: Any) -> Any:
