@@ -14,8 +14,8 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ...parallel_runs.validation import first_problem
 from ..executors.records import EXECUTOR_NAME
+from ..responses import invalid
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +86,6 @@ def collect(sources: Sequence[JobSource], limit: int) -> list[JobSummary]:
     return active + finished[:limit]
 
 
-def _bad_request(error: ValidationError) -> web.Response:
-    field, message = first_problem(error, "query")
-    return web.json_response(
-        {"error": {"type": "invalid_query", "message": message, "field": field}}, status=400
-    )
-
-
 def jobs_routes(sources: Sequence[JobSource]) -> web.RouteTableDef:
     """The jobs route over `sources` (a live sequence: sources appended later are read too)."""
     routes = web.RouteTableDef()
@@ -102,7 +95,7 @@ def jobs_routes(sources: Sequence[JobSource]) -> web.RouteTableDef:
         try:
             query = JobsQuery.model_validate(dict(request.query))
         except ValidationError as error:
-            return _bad_request(error)
+            return invalid(error, "query", "invalid_query")
         body = JobList(jobs=collect(sources, query.limit))
         return web.json_response(body.model_dump(mode="json", exclude_none=True))
 

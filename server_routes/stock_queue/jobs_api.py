@@ -14,7 +14,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ...parallel_runs import safe_json
-from ...parallel_runs.validation import first_problem
+from ..responses import error_response, invalid
 from .listing import JobsQuery, matches, ordered, page
 from .shapes import (
     IN_PROGRESS,
@@ -41,18 +41,6 @@ class CancelJobs(BaseModel):
 
     def ids(self) -> list[str]:
         return [job_id for job_id in self.job_ids if 0 < len(job_id) <= 200]
-
-
-def error_response(status: int, kind: str, message: str, field: str | None = None) -> web.Response:
-    error: dict[str, Any] = {"type": kind, "message": message}
-    if field is not None:
-        error["field"] = field
-    return web.json_response({"error": error}, status=status)
-
-
-def invalid(error: ValidationError, root: str, kind: str) -> web.Response:
-    field, message = first_problem(error, root)
-    return error_response(400, kind, message, field)
 
 
 def refused(exc: CancelRefused) -> web.Response:

@@ -23,10 +23,10 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from ..responses import invalid
 from .jobs_api import (
     Entry,
     cancel_body,
-    invalid,
     offloaded_detail,
     offloaded_entries,
     refused,
