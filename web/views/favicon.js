@@ -8,6 +8,7 @@
 // its own progress changes and never reads the element back, so ours is put back after each
 // of its writes (a MutationObserver) and written only when it differs: the two never loop.
 
+import { follow } from "./follow.js";
 import { drawFavicon, FAVICON_SIZE, faviconKey, faviconState } from "./favicon_art.js";
 
 const ICON_LINKS = 'link[rel*="icon"]'; // the links the frontend rewrites
@@ -90,22 +91,12 @@ export function installFavicon({ doc, store, scope, aggregate, render = canvasRe
     }
   }
 
-  const unsubscribe = store.subscribe(apply);
-  const unscope = scope.subscribe(apply);
-  const observer = new MutationObserver(apply);
-  observer.observe(head, {
-    subtree: true,
-    childList: true,
-    attributes: true,
-    attributeFilter: ["href"],
-  });
-  apply();
+  const watched = { subtree: true, childList: true, attributes: true, attributeFilter: ["href"] };
+  const stop = follow({ store, scope, apply, watch: [[head, watched]] });
   return {
     refresh: apply,
     uninstall() {
-      unsubscribe();
-      unscope();
-      observer.disconnect();
+      stop();
       for (const link of head.querySelectorAll(ICON_LINKS)) restore(link);
     },
   };

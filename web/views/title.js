@@ -11,6 +11,8 @@
 // active prompt is rarely the one on screen and never the others, so while ours run we put
 // our one indicator in place of its percentages; idle, its title is left as it is.
 
+import { follow } from "./follow.js";
+
 const OURS = /^\[\d+ running (\+\d+ queued )?\d+%\] /;
 // Its "[P%]": right before "[", "*", a name, or the end; a space only before " *".
 const STOCK_TOTAL = /^\[\d+%\](?! (?!\*))/;
@@ -87,18 +89,17 @@ export function installTitle({ doc, store, scope, aggregate, workflowTitle = () 
       ours = doc.title;
     }
   };
-  const unsubscribe = store.subscribe(apply);
-  const unscope = scope.subscribe(apply);
   const head = doc.querySelector("head");
-  const observer = new MutationObserver(apply);
-  if (head) observer.observe(head, { subtree: true, childList: true, characterData: true });
-  apply();
+  const stop = follow({
+    store,
+    scope,
+    apply,
+    watch: [[head, { subtree: true, childList: true, characterData: true }]],
+  });
   return {
     refresh: apply,
     uninstall() {
-      unsubscribe();
-      unscope();
-      observer.disconnect();
+      stop();
       if (doc.title === ours) doc.title = stock.replace(OURS, "");
     },
   };

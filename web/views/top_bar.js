@@ -9,6 +9,7 @@
 // own values change, and we write only what differs, after it (a MutationObserver): no loop.
 // A part a frontend version lacks is skipped without a word.
 
+import { follow } from "./follow.js";
 import { findTopBar } from "./stock_top_bar.js";
 
 const MARKER = "top-bar-marker"; // data-parallel-runs value of our dot or badge
@@ -136,7 +137,6 @@ export function installTopBar({ doc, store, scope, tabs, aggregate }) {
     watchBars([overlay?.totalBar, parts.inlineBar].filter(Boolean));
   }
 
-  const tree = new MutationObserver(apply);
   const styles = new MutationObserver(apply);
   function watchBars(next) {
     if (next.length === bars.length && next.every((bar, i) => bar === bars[i])) return;
@@ -145,16 +145,12 @@ export function installTopBar({ doc, store, scope, tabs, aggregate }) {
     for (const bar of bars) styles.observe(bar, { attributes: true, attributeFilter: ["style"] });
   }
 
-  const unsubscribe = store.subscribe(apply);
-  const unscope = scope.subscribe(apply);
-  tree.observe(doc.body, { subtree: true, childList: true, characterData: true });
-  apply();
+  const tree = { subtree: true, childList: true, characterData: true };
+  const stop = follow({ store, scope, apply, watch: [[doc.body, tree]] });
   return {
     refresh: apply,
     uninstall() {
-      unsubscribe();
-      unscope();
-      tree.disconnect();
+      stop();
       styles.disconnect();
       doc.querySelectorAll(`[data-parallel-runs="${MARKER}"]`).forEach((el) => el.remove());
       doc.querySelectorAll("[data-parallel-runs-hidden]").forEach((el) => setHidden(el, false));
