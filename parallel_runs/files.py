@@ -42,7 +42,7 @@ def plain_name(name: object, fallback: str = "output.png") -> str:
     Windows device name, at most MAX_NAME characters; `fallback` when nothing is left."""
     text = unicodedata.normalize("NFKC", str(name)).replace("\\", "/").rsplit("/", 1)[-1]
     text = _UNSAFE_CHARS.sub("_", text.replace("\x00", "")).strip(" .")
-    if not text or set(text) <= {"_", "."}:
+    if not text or set(text) <= {"_", ".", " "}:  # nothing but filler left
         return fallback
     stem, dot, suffix = text.rpartition(".")
     if not dot or not stem:

@@ -29,6 +29,7 @@ from parallel_runs_node.parallel_runs.files import (
         ("a" * 300 + ".png", "a" * (MAX_NAME - 4) + ".png"),
         ("", "output.png"),
         ("..", "output.png"),
+        (": .:", "output.png"),  # only filler left once cleaned
         ("nul\x00byte.png", "nulbyte.png"),
     ],
 )
