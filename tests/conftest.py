@@ -20,6 +20,7 @@ from chromium_launch import CHROMIUM, CHROMIUM_ARGS
 from early_servers import EarlyStarts, planned_keys
 from http_json import post_json
 from plugin_loader import REPO  # before ours: it loads the plugin as parallel_runs_node
+from shards import SecondsRecorder, make_scheduler, own_share, this_worker
 
 from parallel_runs_node.parallel_runs.client.process import ComfyProcess
 
@@ -57,7 +58,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     not write bytecode (PYTHONDONTWRITEBYTECODE, as on this machine), every server start would
     compile them again: about 1 s of each of the suite's many ComfyUI start-ups."""
     comfy = locate_comfyui()
-    if comfy is None:
+    if comfy is None or this_worker() is not None:  # xdist's controller has done it
         return
     for entry in sorted(comfy.iterdir()):  # best effort: a read-only ComfyUI is fine
         if entry.name.startswith(".") or entry.name in NOT_COMFY_CODE:
@@ -166,7 +167,7 @@ def session_servers(
     starting = {
         name: start_session_server(name, tmp_path_factory)
         for name in SESSION_SERVERS
-        if any(wants(item, name) for item in request.session.items)
+        if any(wants(item, name) for item in own_share(request.session.items, this_worker()))
     }
     yield starting
     for each in starting.values():
@@ -190,7 +191,7 @@ def early_starts(
     """The modules' own servers (`early_fixture`), started in the background ahead of their
     tests, after the session's; see tests/early_servers.py."""
     starts = EarlyStarts(
-        planned_keys(request.session.items),
+        planned_keys(own_share(request.session.items, this_worker())),
         tmp_path_factory.mktemp,
         lambda name: session_server(name, session_servers, tmp_path_factory),
     )
@@ -252,6 +253,25 @@ def chromium() -> Iterator[object]:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--store-seconds",
+        action="store_true",
+        help="write each test file's seconds to tests/seconds.json (how `-n` splits the suite)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("store_seconds") and this_worker() is None:
+        config.pluginmanager.register(SecondsRecorder(), "parallel-runs-seconds")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """`pytest -n N`: each worker runs a fixed share of the suite (tests/shards.py)."""
+    return make_scheduler(config, log)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
