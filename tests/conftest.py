@@ -265,7 +265,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("store_seconds") and this_worker() is None:
-        config.pluginmanager.register(SecondsRecorder(), "parallel-runs-seconds")
+        config.pluginmanager.register(SecondsRecorder(config.rootpath), "parallel-runs-seconds")
 
 
 @pytest.hookimpl(optionalhook=True)

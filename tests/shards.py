@@ -113,16 +113,24 @@ def make_scheduler(config: object, log: object) -> object:
 
 
 class SecondsRecorder:
-    """`--store-seconds`: writes how long each group took to SECONDS when the session ends
-    (in the run's one process, or in xdist's controller, which sees every report)."""
+    """`--store-seconds`: writes how long each group took into SECONDS when a run passes (in
+    its one process, or in xdist's controller, which sees every report). Groups the run did
+    not reach keep their seconds, unless their file is gone."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: Path) -> None:
+        self.root = root
         self.totals: dict[str, float] = defaultdict(float)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.totals[group_of(report.nodeid)] += report.duration
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if exitstatus == 0:  # a failed run's times say little
-            rounded = {group: round(total, 1) for group, total in sorted(self.totals.items())}
-            SECONDS.write_text(json.dumps(rounded, indent=1) + "\n")
+        if exitstatus != 0:  # a failed run's times say little
+            return
+        seconds = {**recorded_seconds(), **self.totals}
+        kept = {
+            group: round(total, 1)
+            for group, total in sorted(seconds.items())
+            if (self.root / group.split("[", 1)[0]).is_file()
+        }
+        SECONDS.write_text(json.dumps(kept, indent=1) + "\n")
