@@ -129,9 +129,9 @@ class EarlyStarts:
         for slot in self._order:
             with self._lock:
                 self._lock.wait_for(
-                    lambda slot=slot: self._closing
-                    or slot.state != "planned"
-                    or self._waiting() < AHEAD
+                    lambda slot=slot: (
+                        self._closing or slot.state != "planned" or self._waiting() < AHEAD
+                    )
                 )
                 if self._closing:
                     return

@@ -349,7 +349,6 @@ async def test_a_body_that_is_not_utf8_is_read_not_raised(session, status, error
         assert words in caught.value.message
 
 
-
 @pytest.mark.parametrize("job_id", ["j/../other", "a" * 129, "j 1", ""])
 async def test_a_job_id_the_client_could_not_ask_about_again_is_refused(session, job_id):
     """/run's answer names the job every later request goes to: an id that would not pass as
@@ -360,6 +359,7 @@ async def test_a_job_id_the_client_could_not_ask_about_again_is_refused(session,
         with pytest.raises(RunpodServerError) as caught:
             await client.run(EP, {})
         assert "id" in caught.value.message
+
 
 def test_backoff_is_bounded_and_jittered():
     policy = RetryPolicy(base_delay=1.0, max_delay=4.0, jitter=0.5)
