@@ -4,7 +4,8 @@ earlier tests, which mostly wait, instead of being waited for when the module be
 
 A module declares such a fixture with `early_fixture`, on a context-manager function that
 starts what it yields and stops it on exit. The session (conftest's `early_starts`) plans one
-start per collected use, in test order (per parameter for a parametrized fixture, per test
+start per use among the tests this process runs (all, or its share under `pytest -n`; see
+tests/shards.py), in test order (per parameter for a parametrized fixture, per test
 for a function-scoped one), and starts them one at a time in a thread, at most `AHEAD` of
 them started and not yet used (each idle ComfyUI holds about 1 GB). A fixture asked for
 before its turn starts right there, as a plain fixture would; one whose tests never came
