@@ -78,12 +78,21 @@ def ids_in(body: Mapping[str, Any], key: str) -> list[str]:
     return [item for item in value if isinstance(item, str) and 0 < len(item) <= 200]
 
 
-def scope_of(request: web.Request) -> str | web.Response | None:
-    """`parallel_client` of the request, or the 400 answer."""
-    try:
-        return client_only(request.query)
-    except ValidationError as error:
-        return invalid(error, "query", "invalid_query")
+ScopedHandler = Callable[[web.Request, str | None], Awaitable[web.StreamResponse]]
+
+
+def scoped(handler: ScopedHandler) -> Handler:
+    """`handler`, also given the request's `parallel_client` (None: every client); a bad one is
+    answered with a 400 here, before ComfyUI's handler is reached."""
+
+    async def checked(request: web.Request) -> web.StreamResponse:
+        try:
+            only = client_only(request.query)
+        except ValidationError as error:
+            return invalid(error, "query", "invalid_query")
+        return await handler(request, only)
+
+    return checked
 
 
 async def cancel_all(offloaded: Offloaded, prompt_ids: list[str]) -> CancelRefused | None:
@@ -100,10 +109,8 @@ async def cancel_all(offloaded: Offloaded, prompt_ids: list[str]) -> CancelRefus
 
 def wrap_get_queue(offloaded: Offloaded) -> Wrap:
     def wrap(original: Handler) -> Handler:
-        async def get_queue(request: web.Request) -> web.StreamResponse:
-            only = scope_of(request)
-            if isinstance(only, web.Response):
-                return only
+        @scoped
+        async def get_queue(request: web.Request, only: str | None) -> web.StreamResponse:
             response = await original(request)
             data = answer_json(response)
             if not isinstance(data, dict):
@@ -137,10 +144,8 @@ def _scoped_pending(offloaded: Offloaded, only: str | None) -> list[str]:
 
 def wrap_post_queue(local: LocalQueue, offloaded: Offloaded) -> Wrap:
     def wrap(original: Handler) -> Handler:
-        async def post_queue(request: web.Request) -> web.StreamResponse:
-            only = scope_of(request)
-            if isinstance(only, web.Response):
-                return only
+        @scoped
+        async def post_queue(request: web.Request, only: str | None) -> web.StreamResponse:
             body = await body_of(request)
             deleted = ids_in(body, "delete")
             stop = list(deleted)
@@ -186,10 +191,8 @@ def _active_ids(offloaded: Offloaded) -> set[str]:
 
 def wrap_get_history(_offloaded: Offloaded) -> Wrap:
     def wrap(original: Handler) -> Handler:
-        async def get_history(request: web.Request) -> web.StreamResponse:
-            only = scope_of(request)
-            if isinstance(only, web.Response):
-                return only
+        @scoped
+        async def get_history(request: web.Request, only: str | None) -> web.StreamResponse:
             response = await original(request)
             data = answer_json(response) if only is not None else None
             if not isinstance(data, dict):
@@ -211,10 +214,8 @@ def wrap_get_history(_offloaded: Offloaded) -> Wrap:
 
 def wrap_post_history(local: LocalQueue, offloaded: Offloaded) -> Wrap:
     def wrap(original: Handler) -> Handler:
-        async def post_history(request: web.Request) -> web.StreamResponse:
-            only = scope_of(request)
-            if isinstance(only, web.Response):
-                return only
+        @scoped
+        async def post_history(request: web.Request, only: str | None) -> web.StreamResponse:
             body = await body_of(request)
             deleted = ids_in(body, "delete")
             forget = list(deleted)
