@@ -2,45 +2,11 @@
 
 from __future__ import annotations
 
-import copy
-import threading
-
 import pytest
 from aiohttp import web
+from prompt_queue import SECRET, PromptQueue, item
 
 from parallel_runs_node.server_routes.jobs.routes import JobSummary, jobs_routes, local_jobs
-
-SECRET = "comfy-org-token-never-shown"
-
-
-class PromptQueueShape:
-    """The parts of ComfyUI 0.3.75's execution.PromptQueue that local_jobs reads, with its
-    item tuples (number, prompt_id, prompt, extra_data, outputs_to_execute, sensitive)."""
-
-    def __init__(self) -> None:
-        self.mutex = threading.RLock()
-        self.currently_running: dict[int, tuple] = {}
-        self.queue: list[tuple] = []
-        self.history: dict[str, dict] = {}
-
-    def get_current_queue_volatile(self):
-        with self.mutex:
-            return list(self.currently_running.values()), copy.copy(self.queue)
-
-    def get_history(self, prompt_id=None, max_items=None, offset=-1, map_function=None):
-        with self.mutex:
-            keys = list(self.history)
-            if max_items is not None:
-                keys = keys[max(0, len(keys) - max_items) :]
-            return {k: (map_function or copy.deepcopy)(self.history[k]) for k in keys}
-
-
-def item(number: int, prompt_id: str, client: str, workflow: str | None) -> tuple:
-    extra = {"client_id": client, "create_time": 1_700_000_000_000 + number}
-    if workflow:
-        extra["extra_pnginfo"] = {"workflow": {"id": workflow, "nodes": []}}
-    prompt = {"1": {"class_type": "EmptyImage", "inputs": {}}}
-    return (number, prompt_id, prompt, extra, ["1"], {"auth_token_comfy_org": SECRET})
 
 
 def finished(entry: tuple, status: str, messages: list) -> dict:
@@ -54,7 +20,7 @@ def finished(entry: tuple, status: str, messages: list) -> dict:
 
 @pytest.fixture
 def server():
-    queue = PromptQueueShape()
+    queue = PromptQueue()
     queue.currently_running[7] = item(7, "run", "client-a", "wf-a")
     queue.queue = [item(9, "later", "client-b", None), item(8, "next", "client-a", "wf-b")]
     done = item(3, "done", "client-a", "wf-a")
@@ -172,7 +138,7 @@ async def test_sources_merge_first_wins_and_a_broken_source_is_skipped(aiohttp_c
 
 async def test_empty_queue(aiohttp_client):
     class Server:
-        prompt_queue = PromptQueueShape()
+        prompt_queue = PromptQueue()
 
     client = await client_for(aiohttp_client, local_jobs(Server()))
     assert await (await client.get("/parallel/jobs")).json() == {"jobs": []}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 
 from aiohttp import web
-from test_jobs_route import PromptQueueShape, item
+from prompt_queue import PromptQueue, item
 
 from parallel_runs_node.server_routes.jobs.routes import jobs_routes, local_jobs
 from parallel_runs_node.server_routes.patches.start_times import StartTimes, watch_start_times
@@ -17,7 +17,7 @@ class SendingServer:
 
     def __init__(self) -> None:
         self.sent: list[tuple] = []
-        self.prompt_queue = PromptQueueShape()
+        self.prompt_queue = PromptQueue()
 
     def send_sync(self, event, data, sid=None):
         self.sent.append((event, data, sid))

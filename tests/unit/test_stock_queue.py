@@ -8,13 +8,12 @@ entry fails it."""
 
 from __future__ import annotations
 
-import copy
-import threading
 from typing import Any
 
 import pytest
 from aiohttp import web
 from frontend_jobs_schema import JobsList
+from prompt_queue import PromptQueue, item
 
 from parallel_runs_node.parallel_runs.client.comfy_client import ComfyClient
 from parallel_runs_node.server_routes.executors.records import JobError, JobRecord, SavedFile
@@ -50,47 +49,6 @@ PAGE = {"offset": 0, "limit": 1, "total": 1, "has_more": False}
 
 CLIENT_A, CLIENT_B = "client-a", "client-b"
 UUIDS = {name: f"00000000-0000-4000-8000-{n:012d}" for n, name in enumerate("abcdefghij")}
-
-
-class PromptQueue:
-    """The parts of ComfyUI 0.3.75's execution.PromptQueue that the routes use."""
-
-    def __init__(self) -> None:
-        self.mutex = threading.RLock()
-        self.currently_running: dict[int, tuple] = {}
-        self.queue: list[tuple] = []
-        self.history: dict[str, dict] = {}
-
-    def get_current_queue_volatile(self):
-        with self.mutex:
-            return list(self.currently_running.values()), copy.copy(self.queue)
-
-    def get_history(self, prompt_id=None, max_items=None, offset=-1, map_function=None):
-        with self.mutex:
-            keys = [prompt_id] if prompt_id is not None else list(self.history)
-            if max_items is not None:
-                keys = keys[-max_items:]
-            return {k: (map_function or copy.deepcopy)(self.history[k]) for k in keys}
-
-    def delete_queue_item(self, function):
-        with self.mutex:
-            for index, item in enumerate(self.queue):
-                if function(item):
-                    self.queue.pop(index)
-                    return True
-        return False
-
-    def wipe_queue(self):
-        with self.mutex:
-            self.queue = []
-
-    def delete_history_item(self, prompt_id):
-        with self.mutex:
-            self.history.pop(prompt_id, None)
-
-    def wipe_history(self):
-        with self.mutex:
-            self.history = {}
 
 
 def core_routes(queue: PromptQueue, interrupted: list[str]) -> web.RouteTableDef:
@@ -141,16 +99,6 @@ def core_routes(queue: PromptQueue, interrupted: list[str]) -> web.RouteTableDef
         return web.Response(status=200)
 
     return routes
-
-
-def item(number: int, prompt_id: str, client: str | None, workflow: str | None = None) -> tuple:
-    extra: dict[str, Any] = {"create_time": 1_700_000_000_000 + number * 1000}
-    if client:
-        extra["client_id"] = client
-    if workflow:
-        extra["extra_pnginfo"] = {"workflow": {"id": workflow, "nodes": []}}
-    prompt = {"1": {"class_type": "EmptyImage", "inputs": {}}}
-    return (number, prompt_id, prompt, extra, ["1"], {"auth_token_comfy_org": "never-listed"})
 
 
 def history_entry(entry: tuple, status: str, messages: list, outputs: dict | None = None) -> dict:
