@@ -13,6 +13,7 @@ from .health import Feature, Health, health_routes
 from .jobs.routes import JobSource, jobs_routes, local_jobs
 from .patches.guard import PatchRefused, refused
 from .patches.progress_scope import install_progress_scope
+from .patches.queue_count import count_offloaded_in_queue
 from .patches.queue_refresh import watch_offloaded_status
 from .patches.start_times import StartTimes, watch_start_times
 from .settings import Settings
@@ -63,6 +64,18 @@ def _queue_refresh_feature(server: Any) -> Feature:
     return Feature(enabled=True, detail="status sent as offloaded prompts change")
 
 
+def _queue_count_feature(server: Any, offload: Offload | None) -> Feature:
+    """The offloaded prompts in ComfyUI's queue count (the badge, Stop, Auto Queue)."""
+    if offload is None:
+        return Feature(enabled=False, detail="nothing is offloaded outside ComfyUI")
+    try:
+        count_offloaded_in_queue(server, offload.deps.registry.active_count)
+    except PatchRefused as reason:
+        detail = refused("offloaded prompts in the queue count", reason)
+        return Feature(enabled=False, detail=detail)
+    return Feature(enabled=True, detail="queue_remaining counts offloaded prompts")
+
+
 def _stock_queue_feature(server: Any, offload: Offload | None) -> tuple[Feature, StockQueue | None]:
     """Offloaded prompts in ComfyUI's own /queue and jobs API (the stock queue lists)."""
     offloaded = (
@@ -102,6 +115,7 @@ def install(
         offload_feature = Feature(enabled=True, detail="runpod")
         job_sources.append(offload.jobs_source)
     stock_queue, stock = _stock_queue_feature(server, offload)
+    queue_count = _queue_count_feature(server, offload)
     health = Health(
         version=version,
         features={
@@ -110,6 +124,7 @@ def install(
             "offload": offload_feature,
             "queue_refresh": queue_refresh,
             "stock_queue": stock_queue,
+            "queue_count": queue_count,
         },
     )
     mount(health_routes(health), server.routes)

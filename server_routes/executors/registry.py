@@ -458,6 +458,11 @@ class JobRegistry:
     def active(self) -> list[JobRecord]:
         return [job for job in self.all() if job.active]
 
+    def active_count(self) -> int:
+        """How many wait or run: read from any thread (ComfyUI's execution thread asks for its
+        queue count), so over a copy taken in one step."""
+        return sum(job.active for job in list(self._jobs.values()))
+
     def summaries(self) -> Iterable[dict[str, Any]]:
         """The jobs source for GET /parallel/jobs."""
         return [job.summary() for job in self.all()]

@@ -4,7 +4,8 @@ The stock frontends reload their queue and job lists when ComfyUI sends `status`
 whenever its own queue changes) or `execution_success`. An offloaded prompt changes nothing in
 ComfyUI's queue, so a page would not show it until something else happened. The relay
 announces each status change as `parallel.job` through `send_sync`; we watch for those and
-call ComfyUI's own `queue_updated()`, which sends `status` with the local queue's real count.
+call ComfyUI's own `queue_updated()`, which sends `status` with the queue count (the offloaded
+prompts counted in, where `queue_count` is on).
 """
 
 from __future__ import annotations

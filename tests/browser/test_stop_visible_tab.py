@@ -174,3 +174,30 @@ def test_stop_on_a_tab_takes_its_waiting_prompt_off_the_queue_only(paired_server
         assert client.errors == []
     finally:
         client.close()
+
+
+def test_stop_can_be_pressed_while_only_another_server_runs(paired_server, chromium):
+    """Only tab B's prompt is in flight, on the other ComfyUI: the frontend's Stop button can
+    be pressed (the pinned frontend greys it while ComfyUI's queue count is 0, and the count
+    now includes offloaded prompts), pressing it stops B's prompt there, and the button greys
+    again once nothing is in flight."""
+    client = Client(chromium, paired_server.url)
+    stop = client.page.get_by_role("button", name=STOP_BUTTON).first
+    try:
+        assert client.local_queue() == {"queue_running": [], "queue_pending": []}
+        tab_b = client.open_tab("only-remote", "comfyui:other")
+        b = client.queue(tab_b)
+        client.wait_row(b, "running", above=0)
+        stop.wait_for(state="visible", timeout=WAIT)
+        client.page.wait_for_function(
+            "(button) => !button.disabled", arg=stop.element_handle(), timeout=WAIT
+        )
+        assert client.row(b)["executor"] == "comfyui:other"
+        client.press_stop()
+        client.wait_row(b, "interrupted")
+        client.page.wait_for_function(
+            "(button) => button.disabled", arg=stop.element_handle(), timeout=WAIT
+        )
+        assert client.errors == []
+    finally:
+        client.close()

@@ -68,11 +68,18 @@ def servers(comfy_server, comfy_server_newest) -> Iterator[tuple[str, str]]:
         call(f"{here}/parallel/executors/comfyui", {"name": "other", "url": None})
 
 
+def queue_count(url: str) -> int:
+    """ComfyUI's own count of prompts waiting or running, as GET /prompt and `status` give it."""
+    return call(f"{url}/prompt")["exec_info"]["queue_remaining"]
+
+
 def test_real_prompts_come_out_as_the_frontends_read_them(servers):
     here, there = servers
     one, two = f"it-one-{uuid.uuid4().hex[:8]}", f"it-two-{uuid.uuid4().hex[:8]}"
-    health = call(f"{here}/parallel/health")["features"]["stock_queue"]
+    features = call(f"{here}/parallel/health")["features"]
+    health = features["stock_queue"]
     assert health["enabled"] and "jobs API served by the package" in health["detail"]
+    assert features["queue_count"]["enabled"]
 
     saved = queue_local(here, slow_note_graph("saved", output="save"), one)
     shown = queue_local(here, slow_note_graph("shown", output="preview"), two)
@@ -81,6 +88,7 @@ def test_real_prompts_come_out_as_the_frontends_read_them(servers):
     failed = queue_local(here, failing, one)
     mine = {saved, shown, failed}
     until(lambda: mine <= set(jobs(here, HISTORY)), "the local prompts to finish")
+    before = queue_count(here)
 
     remote = call(
         f"{here}/parallel/offload/prompt",
@@ -99,6 +107,7 @@ def test_real_prompts_come_out_as_the_frontends_read_them(servers):
     )
     try:
         assert running["parallel_runs"] == {"executor": "comfyui:other"}
+        assert queue_count(here) == before + 1  # counted as a prompt of this server's queue
         finished = jobs(here, HISTORY)
         assert finished[saved]["status"] == "completed"
         assert finished[saved]["preview_output"]["type"] == "output"
@@ -132,6 +141,7 @@ def test_real_prompts_come_out_as_the_frontends_read_them(servers):
             return job_there not in there_queue
 
         until(gone_there, "the prompt to leave the other server's queue", 30)
+        until(lambda: queue_count(here) == before, "the queue count to drop again", 10)
         assert call(f"{here}/api/jobs/{remote}/cancel", {}) == {"cancelled": False}
     finally:
         with contextlib.suppress(OSError):  # already stopped when the test got that far
