@@ -157,9 +157,15 @@ def _source(path: Path) -> str:
     return path.read_text(errors="replace")
 
 
+@pytest.fixture(scope="session")
+def own_items(request: pytest.FixtureRequest) -> list[pytest.Item]:
+    """The tests this process runs: all collected, or its worker's share under `-n`."""
+    return own_share(request.session.items, this_worker())
+
+
 @pytest.fixture(scope="session", autouse=True)
 def session_servers(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    own_items: list[pytest.Item], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Starting]]:
     """Start, in the background and at once, each session server that a collected test will
     use: their start-ups (seconds each) overlap with each other and with the tests that come
@@ -167,7 +173,7 @@ def session_servers(
     starting = {
         name: start_session_server(name, tmp_path_factory)
         for name in SESSION_SERVERS
-        if any(wants(item, name) for item in own_share(request.session.items, this_worker()))
+        if any(wants(item, name) for item in own_items)
     }
     yield starting
     for each in starting.values():
@@ -184,14 +190,14 @@ def session_server(
 
 @pytest.fixture(scope="session", autouse=True)
 def early_starts(
-    request: pytest.FixtureRequest,
+    own_items: list[pytest.Item],
     session_servers: dict[str, Starting],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[EarlyStarts]:
     """The modules' own servers (`early_fixture`), started in the background ahead of their
     tests, after the session's; see tests/early_servers.py."""
     starts = EarlyStarts(
-        planned_keys(own_share(request.session.items, this_worker())),
+        planned_keys(own_items),
         tmp_path_factory.mktemp,
         lambda name: session_server(name, session_servers, tmp_path_factory),
     )
