@@ -167,8 +167,8 @@ def own_items(request: pytest.FixtureRequest) -> list[pytest.Item]:
 def session_servers(
     own_items: list[pytest.Item], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Starting]]:
-    """Start, in the background and at once, each session server that a collected test will
-    use: their start-ups (seconds each) overlap with each other and with the tests that come
+    """Start, in the background and at once, each session server that a test of this process
+    will use: their start-ups (seconds each) overlap with each other and with the tests that come
     first, instead of being waited for one by one. Stopped when the session ends."""
     starting = {
         name: start_session_server(name, tmp_path_factory)
