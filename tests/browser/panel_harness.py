@@ -142,6 +142,18 @@ CLICK_STOP = """(id) => {
 }"""
 
 
+ROW_REACHED = """([id, status, above]) => {
+  const row = document.querySelector(`.parallel-runs-row[data-prompt-id="${id}"]`);
+  return row?.dataset.status === status && (above === null
+    || Number(row.querySelector('.parallel-runs-bar').dataset.fraction) > above);
+}"""
+
+
+def wait_row(page: Any, prompt_id: str, status: str, above: float | None = None) -> None:
+    """Wait until the panel's row of `prompt_id` reads `status` (and its bar is past `above`)."""
+    page.wait_for_function(ROW_REACHED, arg=[prompt_id, status, above], timeout=WAIT)
+
+
 def ui_workflow(note: str, seconds: float, steps: int = 6) -> dict[str, Any]:
     """A UI-format workflow: EmptyImage -> Slow Passthrough -> Progress Note -> Preview Image."""
     color = random.randrange(0xFFFFFF)

@@ -27,6 +27,7 @@ from panel_harness import (
     queue_with_keyboard,
     switch_tab,
     ui_workflow,
+    wait_row,
 )
 
 pytestmark = pytest.mark.browser
@@ -133,15 +134,7 @@ class Person:
         return new
 
     def wait_row(self, prompt_id: str, status: str, above: float | None = None) -> None:
-        self.page.wait_for_function(
-            """([id, status, above]) => {
-                 const row = document.querySelector(`.parallel-runs-row[data-prompt-id="${id}"]`);
-                 return row?.dataset.status === status && (above === null
-                   || Number(row.querySelector('.parallel-runs-bar').dataset.fraction) > above);
-               }""",
-            arg=[prompt_id, status, above],
-            timeout=WAIT,
-        )
+        wait_row(self.page, prompt_id, status, above)
 
     def wait_apart(self, ahead: str, behind: str) -> None:
         """Until the panel shows `ahead`'s progress 5 points past `behind`'s."""

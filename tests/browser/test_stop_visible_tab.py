@@ -23,6 +23,7 @@ from panel_harness import (
     queue_with_keyboard,
     switch_tab,
     ui_workflow,
+    wait_row,
 )
 
 pytestmark = pytest.mark.browser
@@ -75,15 +76,7 @@ class Client:
 
     def wait_row(self, prompt_id: str, status: str, above: float | None = None) -> float:
         """Wait until the prompt's row has `status` (and a bar past `above`); its fraction."""
-        self.page.wait_for_function(
-            """([id, status, above]) => {
-                 const row = document.querySelector(`.parallel-runs-row[data-prompt-id="${id}"]`);
-                 return row?.dataset.status === status && (above === null
-                   || Number(row.querySelector('.parallel-runs-bar').dataset.fraction) > above);
-               }""",
-            arg=[prompt_id, status, above],
-            timeout=WAIT,
-        )
+        wait_row(self.page, prompt_id, status, above)
         return self.row(prompt_id)["fraction"]
 
     def press_stop(self) -> None:
